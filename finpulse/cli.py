@@ -35,9 +35,7 @@ def get_settings() -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"
-        typer.secho(
-            f"error: setting {field} (env FINPULSE_{field.upper()}): {err['msg']}", fg="red", err=True
-        )
+        typer.secho(f"error: setting {field} (env FINPULSE_{field.upper()}): {err['msg']}", fg="red", err=True)
         raise typer.Exit(2) from exc
     setup_logging(settings.log_level, settings.log_format)
     return settings

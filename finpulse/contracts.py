@@ -168,7 +168,7 @@ def _first_error(exc: ValidationError) -> ContractError:
     field = ".".join(str(part) for part in err.get("loc", ()))
     message = err.get("msg", "invalid")
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     return ContractError(field, message)
 
 

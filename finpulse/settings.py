@@ -87,14 +87,23 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid", validate_default=True)
 
     # --- general -----------------------------------------------------------------------------------------------
-    data_dir: Path = Field(default_factory=_default_data_dir, description="Local stack state: Kafka log, ClickHouse data, models, logs.")
-    cache_dir: Path | None = Field(None, description="Downloaded artifacts (Kafka jars); default <data_dir>/../finpulse-cache shared across data dirs.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="Local stack state: Kafka log, ClickHouse data, models, logs."
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Downloaded artifacts (Kafka jars); default <data_dir>/../finpulse-cache shared across data dirs.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = Field("console", description="Services log JSON lines when 'json'.")
-    shared_data_dir: Path | None = Field(default_factory=_default_shared_data_dir, description="Labeled data sets (../shared/data).")
+    shared_data_dir: Path | None = Field(
+        default_factory=_default_shared_data_dir, description="Labeled data sets (../shared/data)."
+    )
 
     # --- Kafka ---------------------------------------------------------------------------------------------------
-    kafka_bootstrap: str | None = Field(None, description="External Kafka cluster 'host:port,...'; unset = the local broker.")
+    kafka_bootstrap: str | None = Field(
+        None, description="External Kafka cluster 'host:port,...'; unset = the local broker."
+    )
     kafka_host: str = "127.0.0.1"
     kafka_port: int = Field(9092, ge=1, le=65535)
     kafka_controller_port: int = Field(9093, ge=1, le=65535)
@@ -114,7 +123,9 @@ class Settings(BaseSettings):
     partitions_alerts: int = Field(1, ge=1)
 
     # --- ClickHouse ----------------------------------------------------------------------------------------------
-    clickhouse_url: str | None = Field(None, description="External ClickHouse 'http://user:pass@host:8123'; unset = local endpoint.")
+    clickhouse_url: str | None = Field(
+        None, description="External ClickHouse 'http://user:pass@host:8123'; unset = local endpoint."
+    )
     clickhouse_host: str = "127.0.0.1"
     clickhouse_port: int = Field(8123, ge=1, le=65535)
     clickhouse_database: str = "finpulse"
@@ -122,7 +133,9 @@ class Settings(BaseSettings):
     clickhouse_password: str = ""
     clickhouse_analyst_user: str = Field("analyst", description="Read-only user for the SQL explorer and analysts.")
     clickhouse_analyst_password: str = "analyst"
-    clickhouse_binary: str | None = Field(None, description="Path of a real `clickhouse` binary; default: found on PATH.")
+    clickhouse_binary: str | None = Field(
+        None, description="Path of a real `clickhouse` binary; default: found on PATH."
+    )
     documents_ttl_days: int = Field(365, ge=1, description="Retention of classified documents.")
     rollup_ttl_days: int = Field(730, ge=1, description="Retention of the per-minute rollup.")
     alerts_ttl_days: int = Field(730, ge=1)
@@ -143,8 +156,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _ports_distinct(self) -> Settings:
         if self.kafka_bootstrap is None and self.clickhouse_url is None:
-            ports = {"kafka_port": self.kafka_port, "kafka_controller_port": self.kafka_controller_port,
-                     "clickhouse_port": self.clickhouse_port}
+            ports = {
+                "kafka_port": self.kafka_port,
+                "kafka_controller_port": self.kafka_controller_port,
+                "clickhouse_port": self.clickhouse_port,
+            }
             if len(set(ports.values())) != len(ports):
                 raise ValueError(f"local ports must differ: {ports}")
         return self
