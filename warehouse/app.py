@@ -1,0 +1,308 @@
+"""The ASGI app that speaks ClickHouse's HTTP interface over the embedded engine.
+
+Request bodies are read as they arrive, decoded frame by frame and fed straight into a streaming engine INSERT,
+so a 1M-row insert never sits in memory twice and never touches a temp file; SELECT results stream out block by
+block. Engine calls block, so they run in worker threads (anyio) and the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from warehouse.auth import Users
+from warehouse.codecs import negotiate_encoding, request_decoder, response_encoder
+from warehouse.engine import Context, Engine, Result
+from warehouse.errors import SYNTAX_ERROR, ClickHouseError
+from warehouse.metrics import EndpointMetrics
+from warehouse.protocol import (
+    Classified,
+    Kind,
+    QueryRequest,
+    classify,
+    content_type,
+    first_keyword,
+    output_format,
+    parse_request,
+)
+
+log = logging.getLogger(__name__)
+
+INSERT_BATCH_BYTES = 1 << 20  # hand the engine ~1 MiB at a time: fewer thread hops, still constant memory
+MAX_QUERY_BYTES = 256 << 20  # a non-streamed statement (e.g. INSERT ... VALUES) is held whole
+# Formats whose per-block encodings concatenate into one valid result; others (Arrow, JSON, *WithNames) have
+# a global header/footer and are produced in one piece.
+STREAM_FORMATS = frozenset(
+    {"Native", "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "RowBinary", "JSONEachRow"}
+)
+STREAM_STATEMENTS = frozenset({"SELECT", "WITH"})
+KEEP_ALIVE_HINT_S = 10  # told to clients; the server keeps idle connections longer, so a client never reuses a dead one
+
+
+class LocalEndpoint:
+    def __init__(self, engine: Engine, users: Users, metrics: EndpointMetrics, display_name: str | None = None) -> None:
+        self.engine = engine
+        self.users = users
+        self.metrics = metrics
+        self.display_name = display_name or socket.gethostname()
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _headers(self, query_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {
+            "X-ClickHouse-Server-Display-Name": self.display_name,
+            "X-ClickHouse-Query-Id": query_id,
+            "X-ClickHouse-Timezone": self.engine.timezone,
+            "Keep-Alive": f"timeout={KEEP_ALIVE_HINT_S}",
+        }
+        headers.update(extra or {})
+        return headers
+
+    def _error(self, exc: ClickHouseError, query_id: str) -> Response:
+        self.metrics.errors.labels(exc.name).inc()
+        body = f"{exc.text} (version {self.engine.version})\n"
+        headers = self._headers(query_id, {"X-ClickHouse-Exception-Code": str(exc.code)})
+        return PlainTextResponse(body, status_code=exc.http_status, headers=headers)
+
+    @staticmethod
+    def _summary(result: Result | None, result_rows: int = 0) -> str:
+        r = result or Result(b"")
+        return json.dumps(
+            {
+                "read_rows": str(r.rows_read),
+                "read_bytes": str(r.bytes_read),
+                "written_rows": str(r.written_rows),
+                "written_bytes": str(r.written_bytes),
+                "total_rows_to_read": str(r.rows_read),
+                "result_rows": str(result_rows),
+                "result_bytes": str(len(r.data)),
+                "elapsed_ns": str(int(r.elapsed_s * 1e9)),
+            }
+        )
+
+    async def _open(self, spec: QueryRequest, user: Any, readonly: int) -> tuple[Context, Callable[[], None]]:
+        return await anyio.to_thread.run_sync(
+            lambda: self.engine.open_context(
+                user,
+                readonly=readonly,
+                database=spec.database,
+                settings=spec.settings,
+                session_id=spec.session_id,
+                session_timeout=spec.session_timeout,
+                session_check=spec.session_check,
+            )
+        )
+
+    # --- routes ---------------------------------------------------------------------------------------------------
+
+    async def ping(self, request: Request) -> Response:
+        return PlainTextResponse("Ok.\n")
+
+    async def metrics_route(self, request: Request) -> Response:
+        self.metrics.sessions.set(self.engine.sessions)
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def query(self, request: Request) -> Response:
+        started = time.perf_counter()
+        query_id = request.query_params.get("query_id") or str(uuid.uuid4())
+        if request.method == "GET" and "query" not in request.query_params:
+            return PlainTextResponse("Ok.\n")  # ClickHouse's answer to a bare GET /
+        try:
+            spec = parse_request(request.query_params.multi_items(), request.headers)
+            query_id = spec.query_id or query_id
+            user = self.users.authenticate(spec.credentials)
+            # GET may only read, as in ClickHouse (readonly=2: settings may change, data may not).
+            readonly = 2 if request.method in ("GET", "HEAD") else 0
+            body = self._body(request)
+            text = bytearray(spec.query.encode("utf-8"))
+            if text and request.method == "POST":
+                text += b"\n"
+            classified = Classified(Kind.NEED_MORE)
+            async for piece in body:
+                text += piece
+                classified = classify(bytes(text), complete=False)
+                if classified.kind is not Kind.NEED_MORE:
+                    break
+            if classified.kind is Kind.NEED_MORE:
+                classified = classify(bytes(text), complete=True)
+            if classified.kind is Kind.DATA_INSERT:
+                return await self._insert(spec, user, readonly, classified, text, body, query_id, started)
+            async for piece in body:
+                text += piece
+                if len(text) > MAX_QUERY_BYTES:
+                    raise ClickHouseError(
+                        SYNTAX_ERROR, f"Query is too large ({len(text)} bytes): send data with FORMAT"
+                    )
+            sql = bytes(text).decode("utf-8", errors="surrogateescape").strip()
+            if not sql:
+                raise ClickHouseError(SYNTAX_ERROR, "Empty query")
+            return await self._query(request, spec, user, readonly, sql, query_id, started)
+        except ClickHouseError as exc:
+            log.info("query failed", extra={"query_id": query_id, "code": exc.code, "error": exc.name})
+            return self._error(exc, query_id)
+        except ClientDisconnect:
+            log.info("client went away mid-request", extra={"query_id": query_id})
+            return Response(status_code=499)
+
+    async def _body(self, request: Request) -> AsyncIterator[bytes]:
+        if request.method != "POST":
+            return
+        decoder = request_decoder(request.headers.get("content-encoding"))
+        async for chunk in request.stream():
+            if chunk:
+                self.metrics.request_bytes.inc(len(chunk))
+                data = decoder.feed(chunk)
+                if data:
+                    yield data
+        tail = decoder.finish()
+        if tail:
+            yield tail
+
+    async def _insert(
+        self,
+        spec: QueryRequest,
+        user: Any,
+        readonly: int,
+        classified: Classified,
+        text: bytearray,
+        body: AsyncIterator[bytes],
+        query_id: str,
+        started: float,
+    ) -> Response:
+        context, release = await self._open(spec, user, readonly)
+        self.metrics.in_flight.inc()
+        try:
+            inserter = await anyio.to_thread.run_sync(context.begin_insert, classified.statement, classified.fmt)
+            try:
+                pending = bytearray(text[classified.data_offset :])
+                del text[:]
+                async for piece in body:
+                    pending += piece
+                    if len(pending) >= INSERT_BATCH_BYTES:
+                        batch, pending = bytes(pending), bytearray()
+                        await anyio.to_thread.run_sync(inserter.append, batch)
+                await anyio.to_thread.run_sync(inserter.append, bytes(pending))
+                result = await anyio.to_thread.run_sync(inserter.finish)
+            except BaseException:
+                await anyio.to_thread.run_sync(inserter.cancel)
+                raise
+        finally:
+            self.metrics.in_flight.dec()
+            await anyio.to_thread.run_sync(release)
+        self.metrics.queries.labels("insert").inc()
+        self.metrics.inserted_rows.inc(result.written_rows)
+        self.metrics.inserted_bytes.inc(inserter.received_bytes)
+        self.metrics.duration.labels("insert").observe(time.perf_counter() - started)
+        log.debug("insert", extra={"query_id": query_id, "rows": result.written_rows, "bytes": inserter.received_bytes})
+        headers = self._headers(
+            query_id, {"X-ClickHouse-Summary": self._summary(result), "X-ClickHouse-Format": classified.fmt}
+        )
+        return Response(b"", headers=headers, media_type="text/plain; charset=UTF-8")
+
+    async def _query(
+        self, request: Request, spec: QueryRequest, user: Any, readonly: int, sql: str, query_id: str, started: float
+    ) -> Response:
+        fmt = output_format(sql, spec.default_format)
+        encoding = negotiate_encoding(request.headers.get("accept-encoding")) if spec.http_compression else None
+        headers = {"X-ClickHouse-Format": fmt}
+        if encoding:
+            headers["Content-Encoding"] = encoding
+        stream = fmt in STREAM_FORMATS and not spec.wait_end_of_query and first_keyword(sql) in STREAM_STATEMENTS
+        context, release = await self._open(spec, user, readonly)
+        self.metrics.in_flight.inc()
+        if not stream:
+            try:
+                result = await anyio.to_thread.run_sync(context.run, sql, spec.default_format, spec.params)
+            finally:
+                self.metrics.in_flight.dec()
+                await anyio.to_thread.run_sync(release)
+            self.metrics.queries.labels("query").inc()
+            self.metrics.duration.labels("query").observe(time.perf_counter() - started)
+            data = result.data
+            if encoding:
+                encoder = response_encoder(encoding)
+                data = encoder.compress(data) + encoder.flush()
+            self.metrics.response_bytes.inc(len(data))
+            headers["X-ClickHouse-Summary"] = self._summary(result)
+            return Response(data, headers=self._headers(query_id, headers), media_type=content_type(fmt))
+        # Streamed: the first block is fetched before the status line, so an error in planning or in the first
+        # block still gets its proper status; a later error aborts the connection (see _stream_body).
+        chunks = context.stream(sql, spec.default_format, spec.params)
+        try:
+            first = await anyio.to_thread.run_sync(next, chunks, None)
+        except BaseException:
+            chunks.close()
+            self.metrics.in_flight.dec()
+            await anyio.to_thread.run_sync(release)
+            raise
+        headers["X-ClickHouse-Summary"] = self._summary(None)
+        return StreamingResponse(
+            self._stream_body(first, chunks, release, encoding, query_id, started),
+            headers=self._headers(query_id, headers),
+            media_type=content_type(fmt),
+        )
+
+    async def _stream_body(
+        self,
+        first: bytes | None,
+        chunks: Iterator[bytes],
+        release: Callable[[], None],
+        encoding: str | None,
+        query_id: str,
+        started: float,
+    ) -> AsyncIterator[bytes]:
+        encoder = response_encoder(encoding) if encoding else None
+        try:
+            chunk = first
+            while chunk is not None:
+                out = encoder.compress(chunk) if encoder else chunk
+                if out:
+                    self.metrics.response_bytes.inc(len(out))
+                    yield out
+                try:
+                    chunk = await anyio.to_thread.run_sync(next, chunks, None)
+                except ClickHouseError as exc:
+                    # Like ClickHouse: the error text goes into the body; then the connection is aborted so no
+                    # client can take the partial result for a complete one.
+                    self.metrics.errors.labels(exc.name).inc()
+                    log.warning("query failed mid-stream", extra={"query_id": query_id, "error": exc.name})
+                    yield f"\n{exc.text}\n".encode()
+                    raise
+            if encoder:
+                tail = encoder.flush()
+                if tail:
+                    yield tail
+            self.metrics.queries.labels("query").inc()
+            self.metrics.duration.labels("query").observe(time.perf_counter() - started)
+        finally:
+            # Runs on normal end, error and client disconnect; both calls are quick and must not be skipped.
+            chunks.close()
+            self.metrics.in_flight.dec()
+            release()
+
+
+def create_app(
+    engine: Engine, users: Users, *, metrics: EndpointMetrics | None = None, display_name: str | None = None
+) -> Starlette:
+    endpoint = LocalEndpoint(engine, users, metrics or EndpointMetrics(), display_name)
+    routes = [
+        Route("/", endpoint.query, methods=["GET", "POST"]),
+        Route("/query", endpoint.query, methods=["GET", "POST"]),
+        Route("/ping", endpoint.ping, methods=["GET", "HEAD"]),
+        Route("/replicas_status", endpoint.ping, methods=["GET"]),
+        Route("/metrics", endpoint.metrics_route, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.endpoint = endpoint
+    return app

@@ -1,0 +1,125 @@
+"""``python -m warehouse.server``: the local ClickHouse endpoint (embedded engine behind the HTTP interface).
+
+HTTP stack: uvicorn + Starlette. uvicorn's h11 parser handles chunked request bodies, keep-alive and pipelining
+correctly, and its SIGTERM handling stops accepting, lets in-flight requests finish, then returns - after which we
+close the engine so every acknowledged insert is on disk. A hand-written http.server would have to get all of that
+right by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+from pydantic import ValidationError
+
+from finpulse.logs import setup_logging
+from finpulse.settings import ConfigFileError, Settings, load_settings
+from warehouse.app import create_app
+from warehouse.auth import Users
+from warehouse.engine import DataDirLock, Engine, EngineOpenError
+
+log = logging.getLogger("warehouse.server")
+
+SHUTDOWN_GRACE_S = 60.0
+
+
+class PortInUseError(RuntimeError):
+    pass
+
+
+def data_path(settings: Settings) -> Path:
+    return settings.data_dir / "clickhouse"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind before anything else, so a busy port fails fast with one message instead of uvicorn's traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"ClickHouse endpoint cannot listen on {host}:{port}: the port is already in use. Stop the process "
+                f"holding it (find it with `ss -ltnp 'sport = :{port}'`; a running stack stops with `finpulse down`) "
+                "or choose another port with FINPULSE_CLICKHOUSE_PORT."
+            ) from None
+        raise PortInUseError(f"ClickHouse endpoint cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings) -> int:
+    path = data_path(settings)
+    try:
+        sock = bind(settings.clickhouse_host, settings.clickhouse_port)
+    except PortInUseError as exc:
+        log.error(str(exc))
+        return 2
+    lock = DataDirLock(path)
+    try:
+        lock.acquire()
+        engine = Engine.open(path)
+    except EngineOpenError as exc:
+        lock.release()
+        sock.close()
+        log.error(str(exc))
+        return 3
+    try:
+        app = create_app(engine, Users.from_settings(settings))
+        config = uvicorn.Config(
+            app,
+            log_config=None,  # our structured logging, configured once
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        )
+        log.info(
+            "ClickHouse endpoint ready",
+            extra={
+                "url": f"http://{settings.clickhouse_host}:{settings.clickhouse_port}",
+                "data": str(path),
+                "engine": f"chdb {engine.version}",
+            },
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        engine.close(timeout=SHUTDOWN_GRACE_S)
+        lock.release()
+        sock.close()
+        log.info("ClickHouse endpoint stopped", extra={"data": str(path)})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m warehouse.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="overrides FINPULSE_DATA_DIR")
+    parser.add_argument("--host", help="overrides FINPULSE_CLICKHOUSE_HOST")
+    parser.add_argument("--port", type=int, help="overrides FINPULSE_CLICKHOUSE_PORT")
+    args = parser.parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in (("data_dir", args.data_dir), ("clickhouse_host", args.host), ("clickhouse_port", args.port))
+        if value is not None
+    }
+    try:
+        settings = load_settings(**overrides)
+    except (ConfigFileError, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format, service="clickhouse")
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
