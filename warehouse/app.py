@@ -116,6 +116,7 @@ class LocalEndpoint:
     async def query(self, request: Request) -> Response:
         started = time.perf_counter()
         query_id = request.query_params.get("query_id") or str(uuid.uuid4())
+        user = None
         if request.method == "GET" and "query" not in request.query_params:
             return PlainTextResponse("Ok.\n")  # ClickHouse's answer to a bare GET /
         try:
@@ -149,6 +150,9 @@ class LocalEndpoint:
                 raise ClickHouseError(SYNTAX_ERROR, "Empty query")
             return await self._query(request, spec, user, readonly, sql, query_id, started)
         except ClickHouseError as exc:
+            if user is not None and exc.message.startswith("default: "):
+                # The engine runs every context as its one built-in user; name the user who actually asked.
+                exc = ClickHouseError(exc.code, f"{user.name}: {exc.message.removeprefix('default: ')}", exc.name)
             log.info("query failed", extra={"query_id": query_id, "code": exc.code, "error": exc.name})
             return self._error(exc, query_id)
         except ClientDisconnect:

@@ -66,6 +66,12 @@ def _stats(result: Any) -> tuple[int, int, float]:
         return 0, 0, 0.0
 
 
+def strictest_readonly(*levels: int) -> int:
+    """ClickHouse's readonly levels are not ordered by number: 1 (read only) is stricter than 2 (read, and change
+    settings), which is stricter than 0."""
+    return 1 if 1 in levels else max(levels)
+
+
 class Inserter:
     """A streaming INSERT: ``append`` FORMAT-encoded bytes in any pieces, then ``finish`` to commit."""
 
@@ -275,7 +281,7 @@ class Engine:
                 if session_id:
                     context, release_session = self._session_context(user, session_id, session_timeout, session_check)
                 else:
-                    context, release_session = self._fresh_context(max(user.readonly, readonly)), None
+                    context, release_session = self._fresh_context(strictest_readonly(user.readonly, readonly)), None
                 try:
                     if database:
                         context.use(database)

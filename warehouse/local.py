@@ -1,0 +1,44 @@
+"""What the stack supervisor calls to run and probe the local ClickHouse endpoint."""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+
+from finpulse.settings import Settings
+from warehouse.binary import binary_command, find_binary, write_config
+
+# A probe of our own endpoint must not go through an http_proxy from the environment.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def clickhouse_command(settings: Settings) -> list[str]:
+    """argv that launches the local endpoint: a real ``clickhouse`` binary when present, else the embedded one.
+
+    Settings reach the child through its environment (``settings.child_env()``), not through argv.
+    """
+    binary = find_binary(settings)
+    if binary:
+        return binary_command(binary, write_config(settings))
+    return [sys.executable, "-m", "warehouse.server"]
+
+
+def clickhouse_ping(settings: Settings, timeout: float = 1.0) -> bool:
+    """True when the endpoint (local, or settings.clickhouse_url) answers ``/ping`` with ``Ok.``."""
+    url = f"{http_base_url(settings)}/ping"
+    try:
+        with _NO_PROXY.open(url, timeout=timeout) as response:
+            return response.status == 200 and response.read(16).strip() == b"Ok."
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def http_base_url(settings: Settings) -> str:
+    """scheme://host:port of the endpoint, credentials stripped."""
+    if settings.clickhouse_url:
+        from warehouse.client import parse_clickhouse_url
+
+        target = parse_clickhouse_url(settings.clickhouse_url)
+        return f"{'https' if target.secure else 'http'}://{target.host}:{target.port}"
+    return f"http://{settings.clickhouse_host}:{settings.clickhouse_port}"
