@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
+from typing import Any
 
 from finpulse.settings import Settings
 from warehouse.binary import binary_command, find_binary, write_config
@@ -42,3 +46,16 @@ def http_base_url(settings: Settings) -> str:
         target = parse_clickhouse_url(settings.clickhouse_url)
         return f"{'https' if target.secure else 'http'}://{target.host}:{target.port}"
     return f"http://{settings.clickhouse_host}:{settings.clickhouse_port}"
+
+
+def start_local_endpoint(settings: Settings, *, stdout: Any = None, stderr: Any = None) -> subprocess.Popen:
+    """Start the endpoint as a child process with these settings (tests, benchmarks; the supervisor has its own
+    process management and uses clickhouse_command). Does not wait for it: see client.wait_until_ready."""
+    env = {**os.environ, **settings.child_env()}
+    return subprocess.Popen(clickhouse_command(settings), env=env, stdout=stdout, stderr=stderr)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
