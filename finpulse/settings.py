@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     # --- classifier ----------------------------------------------------------------------------------------------
     model_dir: Path | None = Field(None, description="Model registry; default <data_dir>/models.")
     model_device: Literal["auto", "cpu", "cuda"] = "auto"
+    model_precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Inference precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."
+    )
+    model_threads: int | None = Field(None, ge=1, description="CPU inference threads; default: the cores available.")
+    model_int8: bool = Field(False, description="Dynamic int8 linear layers for CPU inference.")
 
     # --- supervisor ----------------------------------------------------------------------------------------------
     health_timeout_s: float = Field(120.0, gt=0, description="How long `finpulse up` waits for a part to be healthy.")

@@ -1,0 +1,72 @@
+"""What `finpulse up` runs, in start order. External servers (FINPULSE_KAFKA_BOOTSTRAP / FINPULSE_CLICKHOUSE_URL)
+are not started, only checked and set up (topics, migrations), so one code path serves both modes."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+from finpulse.settings import Settings
+from finpulse.stack import kafka, topics
+from finpulse.stack.supervisor import ServiceSpec
+
+
+def _kafka(settings: Settings) -> ServiceSpec:
+    if not settings.kafka_is_local:
+        return ServiceSpec(
+            name="kafka",
+            endpoint=settings.kafka_servers,
+            healthy=partial(topics.kafka_healthy, settings),
+            after_start=partial(topics.ensure_topics, settings),
+            note="external cluster",
+        )
+    fallback = kafka.use_fallback(settings)
+    return ServiceSpec(
+        name="kafka",
+        endpoint=settings.kafka_servers,
+        healthy=partial(topics.kafka_healthy, settings),
+        argv=partial(kafka.fallback_command, settings) if fallback else partial(_kafka_argv, settings),
+        after_start=partial(topics.ensure_topics, settings),
+        stop_timeout_s=60.0,  # a controlled shutdown flushes every partition's log
+        note="IN-MEMORY fallback broker: data is lost on stop"
+        if fallback
+        else f"Apache Kafka {settings.kafka_version}",
+        ports=(settings.kafka_port,) if fallback else (settings.kafka_port, settings.kafka_controller_port),
+        host=settings.kafka_host,
+    )
+
+
+def _kafka_argv(settings: Settings) -> list[str]:
+    kafka.prepare(settings)
+    return kafka.broker_command(settings)
+
+
+def _clickhouse(settings: Settings) -> ServiceSpec:
+    from warehouse import local, migrate
+    from warehouse.binary import find_binary
+
+    spec = ServiceSpec(
+        name="clickhouse",
+        endpoint=local.http_base_url(settings),
+        healthy=partial(local.clickhouse_ping, settings),
+        after_start=partial(migrate.migrate, settings),
+    )
+    if settings.clickhouse_is_local:
+        spec.argv = partial(local.clickhouse_command, settings)
+        spec.ports = (settings.clickhouse_port,)
+        spec.host = settings.clickhouse_host
+        binary = find_binary(settings)
+        spec.note = f"ClickHouse server {binary}" if binary else "embedded ClickHouse engine (chdb)"
+    else:
+        spec.note = "external server"
+    return spec
+
+
+def service_specs(settings: Settings) -> list[ServiceSpec]:
+    """The parts of the stack in start order; later issues append ingest, stream, alerts and dashboard."""
+    return [_kafka(settings), _clickhouse(settings)]
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """argv that runs a FinPulse module with this interpreter (children share the venv)."""
+    return [sys.executable, "-m", module, *args]
