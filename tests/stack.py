@@ -75,7 +75,8 @@ class Stack:
         )
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"finpulse {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+                f"finpulse {' '.join(args)} exited {proc.returncode}\n"
+                f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
             )
         return proc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
@@ -81,10 +81,8 @@ def ensure_topics(settings: Settings) -> list[TopicState]:
             if name not in existing
         ]
         if new:
-            try:
+            with suppress(TopicAlreadyExistsError):  # a concurrent `up` created it first
                 client.create_topics(new, timeout_ms=30_000)
-            except TopicAlreadyExistsError:
-                pass  # a concurrent `up` created it first
         grow = {name: NewPartitions(parts) for name, parts in wanted.items() if existing.get(name, parts) < parts}
         if grow:
             client.create_partitions(grow, timeout_ms=30_000)
