@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -31,6 +32,15 @@ SHUTDOWN_GRACE_S = 60.0
 
 class PortInUseError(RuntimeError):
     pass
+
+
+class _Stopped(Exception):
+    """Raised by our signal handler: uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, and with the
+    default handler that would kill the process before the engine is closed."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
 
 
 def data_path(settings: Settings) -> Path:
@@ -92,7 +102,12 @@ def serve(settings: Settings) -> int:
                 "engine": f"chdb {engine.version}",
             },
         )
-        uvicorn.Server(config).run(sockets=[sock])
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _raise_stopped)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except _Stopped as stop:
+            log.info("stopping on signal", extra={"signal": signal.Signals(stop.args[0]).name})
     finally:
         engine.close(timeout=SHUTDOWN_GRACE_S)
         lock.release()
