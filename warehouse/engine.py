@@ -186,7 +186,12 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.path.parent
+        if data.exists() and not data.is_dir():
+            raise EngineOpenError(
+                f"ClickHouse data dir {data} is not a directory: move it aside or fix FINPULSE_DATA_DIR"
+            )
+        data.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

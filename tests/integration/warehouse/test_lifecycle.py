@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from warehouse.client import create_client
+from warehouse.migrate import migrate
+
+from .conftest import Endpoint, start
+
+pytestmark = pytest.mark.integration
+
+
+def _doc(doc_id: str, tickers: list[str], sentiment: str, minute: int) -> dict:
+    ts = datetime(2026, 3, 2, 9, minute, 5, tzinfo=UTC)
+    return {
+        "id": doc_id,
+        "source": "rss",
+        "kind": "news",
+        "lang": "en",
+        "title": f"title {doc_id}",
+        "body": "body",
+        "url": None,
+        "author": None,
+        "published_at": ts,
+        "ingested_at": ts,
+        "tickers": tickers,
+        "entities": [],
+        "meta": "{}",
+        "topic": "earnings",
+        "topic_score": 0.9,
+        "sentiment": sentiment,
+        "sentiment_score": -0.5,
+        "topic_probs": {"earnings": 0.9},
+        "sentiment_probs": {"negative": 0.7},
+        "model_version": "test-1",
+        "classified_at": ts,
+        "schema_version": 1,
+    }
+
+
+def _insert(client, docs: list[dict]) -> None:
+    names = list(docs[0])
+    client.insert("documents", [[d[n] for n in names] for d in docs], column_names=names)
+
+
+def test_migrations_dedup_persistence_and_restart(tmp_path: Path) -> None:
+    ep = start(tmp_path / "data")
+    try:
+        assert migrate(ep.settings) == ["0001_documents", "0002_documents_minutely", "0003_alerts"]
+        assert migrate(ep.settings) == []  # idempotent
+        client = create_client(ep.settings)
+        docs = [
+            _doc("a1", ["AAPL", "MSFT"], "negative", 1),
+            _doc("a2", [], "negative", 1),
+            _doc("a3", ["AAPL"], "positive", 2),
+        ]
+        _insert(client, docs)
+        _insert(client, [docs[0]])  # redelivered: same id, a second insert
+        assert client.command("SELECT count() FROM documents_latest") == 3
+        assert client.command("SELECT uniqExact(id) FROM documents") == 3
+        per_sentiment = dict(
+            client.query(
+                "SELECT sentiment, uniqExactMerge(docs) FROM documents_minutely GROUP BY sentiment"
+            ).result_rows
+        )
+        assert per_sentiment == {"negative": 2, "positive": 1}
+        assert client.command("SELECT uniqExactMerge(docs) FROM documents_minutely WHERE ticker = 'AAPL'") == 2
+        assert client.command("SELECT sum(docs) FROM documents_minutely_counts WHERE ticker = 'MSFT'") == 1
+        analyst = create_client(ep.settings, readonly=True)
+        assert analyst.command("SELECT count() FROM documents_latest") == 3
+        assert analyst.command("SELECT count() FROM documents_minutely_counts") > 0
+        assert analyst.command("SELECT count() FROM alerts") == 0
+        client.close()
+        assert ep.stop() == 0  # SIGTERM: graceful, engine closed
+        assert "ClickHouse endpoint stopped" in ep.log.read_text()
+
+        ep = start(tmp_path / "data")  # same data dir: everything acknowledged is still there
+        client = create_client(ep.settings)
+        assert client.command("SELECT count() FROM documents_latest") == 3
+        assert migrate(ep.settings) == []
+    finally:
+        if ep.process.poll() is None:
+            ep.stop()
+
+
+def _server(data_dir: Path, port: int) -> subprocess.CompletedProcess:
+    env = {"FINPULSE_DATA_DIR": str(data_dir), "FINPULSE_CLICKHOUSE_PORT": str(port), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "warehouse.server"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+
+
+def test_port_in_use_and_locked_data_dir_give_one_clear_message(endpoint: Endpoint, tmp_path: Path) -> None:
+    busy = _server(tmp_path / "other", endpoint.settings.clickhouse_port)
+    assert busy.returncode == 2
+    assert "already in use" in busy.stderr and "FINPULSE_CLICKHOUSE_PORT" in busy.stderr
+    assert "Traceback" not in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
+
+    from warehouse.local import free_port
+
+    locked = _server(endpoint.settings.data_dir, free_port())
+    assert locked.returncode == 3
+    assert "in use by another process" in locked.stderr and "Traceback" not in locked.stderr
+
+
+def test_damaged_data_dir_gives_a_clear_message(tmp_path: Path) -> None:
+    from warehouse.local import free_port
+
+    (tmp_path / "clickhouse").write_text("not a directory")
+    result = _server(tmp_path, free_port())
+    assert result.returncode == 3
+    assert "not a directory" in result.stderr and "Traceback" not in result.stderr
