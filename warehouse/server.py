@@ -39,6 +39,14 @@ class _Stopped(Exception):
     default handler that would kill the process before the engine is closed."""
 
 
+class _DropColorMessage(logging.Filter):
+    """uvicorn attaches an ANSI-coloured copy of each message as an extra; structured logs want it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        return True
+
+
 def _raise_stopped(signum: int, frame: object) -> None:
     raise _Stopped(signum)
 
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format, service="clickhouse")
+    logging.getLogger("uvicorn.error").addFilter(_DropColorMessage())
     return serve(settings)
 
 

@@ -120,3 +120,23 @@ def test_damaged_data_dir_gives_a_clear_message(tmp_path: Path) -> None:
     result = _server(tmp_path, free_port())
     assert result.returncode == 3
     assert "not a directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sigterm_lets_an_in_flight_query_finish(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    import httpx
+
+    ep = start(tmp_path / "data")
+    answers: list[httpx.Response] = []
+    slow = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(ep.url, content=b"SELECT sleep(2), 'done'", auth=("default", "full-secret"), timeout=30)
+        )
+    )
+    slow.start()
+    time.sleep(0.7)
+    assert ep.stop() == 0
+    slow.join()
+    assert answers[0].status_code == 200 and answers[0].text == "0\tdone\n"
