@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     ingest_generator_scenario: str = "default"
 
     # --- supervisor ----------------------------------------------------------------------------------------------
+    stack_services: str = Field(
+        "kafka,clickhouse,model,ingest,stream,alerts,dashboard",
+        description="Parts `finpulse up` runs, in order (model = train the default model when none is promoted).",
+    )
     health_timeout_s: float = Field(120.0, gt=0, description="How long `finpulse up` waits for a part to be healthy.")
     restart_backoff_max_s: float = Field(30.0, gt=0, description="Longest wait before restarting a crashed part.")
 

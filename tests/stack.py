@@ -45,6 +45,7 @@ class Stack:
         env["FINPULSE_DATA_DIR"] = str(data_dir)
         env["FINPULSE_LOG_LEVEL"] = "INFO"
         env["HF_HUB_OFFLINE"] = "1"
+        env["FINPULSE_STACK_SERVICES"] = "kafka,clickhouse"  # a test that needs more parts asks for them
         if not external_servers():
             kafka, controller, clickhouse = free_ports(3)
             env |= {

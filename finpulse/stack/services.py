@@ -3,11 +3,13 @@ are not started, only checked and set up (topics, migrations), so one code path 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from functools import partial
 
 from finpulse.settings import Settings
 from finpulse.stack import kafka, topics
+from finpulse.stack.errors import StackError
 from finpulse.stack.supervisor import ServiceSpec
 
 
@@ -62,9 +64,33 @@ def _clickhouse(settings: Settings) -> ServiceSpec:
     return spec
 
 
+_PARTS: dict[str, str] = {
+    # name -> "module:function" returning the part's ServiceSpec; imported only when the part is asked for
+    "kafka": "finpulse.stack.services:_kafka",
+    "clickhouse": "finpulse.stack.services:_clickhouse",
+    "model": "classifier.service:service_spec",
+    "ingest": "ingest.service:service_spec",
+    "stream": "stream.service:service_spec",
+    "alerts": "alerts.service:service_spec",
+    "dashboard": "dashboard.service:service_spec",
+}
+
+
 def service_specs(settings: Settings) -> list[ServiceSpec]:
-    """The parts of the stack in start order; later issues append ingest, stream, alerts and dashboard."""
-    return [_kafka(settings), _clickhouse(settings)]
+    """The parts of the stack in start order (FINPULSE_STACK_SERVICES picks which)."""
+    specs = []
+    for name in [n.strip() for n in settings.stack_services.split(",") if n.strip()]:
+        if name not in _PARTS:
+            raise StackError(f"unknown part {name!r} in FINPULSE_STACK_SERVICES; known: {', '.join(_PARTS)}")
+        module_name, func = _PARTS[name].split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # a part not built yet
+            raise
+        specs.append(getattr(module, func)(settings))
+    return specs
 
 
 def python_module(module: str, *args: str) -> list[str]:
