@@ -162,7 +162,9 @@ class Settings(BaseSettings):
     ingest_api_keys: str = Field("", description="Comma-separated API keys accepted by the push endpoint.")
     ingest_state_dir: Path | None = Field(None, description="Checkpoints and dedupe memory; default <data_dir>/ingest.")
     ingest_dedupe_window_h: float = Field(72.0, gt=0, description="How long a seen document blocks its duplicates.")
-    ingest_near_dup_bits: int = Field(3, ge=0, le=16, description="SimHash distance for near duplicates; 0 = off.")
+    ingest_near_dup_bits: int = Field(
+        7, ge=0, le=15, description="Near duplicate: SimHash (64 bits) within this many bits; 0 = off."
+    )
     ingest_max_title_chars: int = Field(500, ge=16, le=1_000)
     ingest_max_body_chars: int = Field(20_000, ge=64, le=100_000)
     ingest_max_fetch_bytes: int = Field(5_000_000, ge=1_024, description="Larger responses and pushes are refused.")
@@ -173,6 +175,43 @@ class Settings(BaseSettings):
     )
     ingest_generator_rate: float = Field(5.0, gt=0, description="Documents/s of the default scenario generator.")
     ingest_generator_scenario: str = "default"
+
+    # --- dashboard ---------------------------------------------------------------------------------------------
+    dashboard_host: str = Field("127.0.0.1", description="Address the Streamlit dashboard listens on.")
+    dashboard_port: int = Field(8501, ge=1, le=65535, description="Dashboard HTTP port (health: /_stcore/health).")
+    dashboard_user: str = Field("", description="Dashboard login name; with a password set, the dashboard asks for it.")
+    dashboard_password: str = Field(
+        "", description="Dashboard login password (keep it in the environment, not the repository); empty = no login."
+    )
+    dashboard_refresh_s: float = Field(10.0, ge=1, description="How often the dashboard's live panels refresh.")
+    dashboard_sql_row_limit: int = Field(
+        5_000, ge=1, le=1_000_000, description="Most rows the SQL explorer fetches for one query."
+    )
+    dashboard_sql_timeout_s: float = Field(30.0, gt=0, description="SQL explorer query timeout.")
+    dashboard_stream_metrics_url: str | None = Field(
+        None, description="The stream worker's Prometheus /metrics URL, read for the pipeline-health page."
+    )
+
+    # --- alerts --------------------------------------------------------------------------------------------------
+    alerts_host: str = Field("127.0.0.1", description="Address the alert engine's /healthz and /metrics listen on.")
+    alerts_port: int = Field(8330, ge=1, le=65535, description="Alert engine HTTP port (/healthz, /metrics, /status).")
+    alerts_rules_file: Path | None = Field(
+        None, description="TOML file of [[rule]] and [[target]] tables, synced into ClickHouse at engine start."
+    )
+    alerts_interval_s: float = Field(30.0, gt=0, description="How often the alert engine evaluates every rule.")
+    alerts_webhook_secret: str = Field(
+        "", description="HMAC-SHA256 key of webhook signatures for targets without their own (keep it in the env)."
+    )
+    alerts_webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST.")
+    alerts_retry_base_s: float = Field(1.0, gt=0, description="First retry delay of a failed delivery; doubles.")
+    alerts_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between two delivery attempts.")
+    alerts_max_attempts: int = Field(
+        40, ge=1, description="Delivery attempts before a delivery is logged as gave_up (~3 h at the defaults)."
+    )
+    alerts_receiver_port: int = Field(8331, ge=1, le=65535, description="Port of `finpulse alerts receiver`.")
+    alerts_signature_tolerance_s: int = Field(
+        300, ge=1, description="The receiver refuses signatures older than this (replay guard)."
+    )
 
     # --- supervisor ----------------------------------------------------------------------------------------------
     stack_services: str = Field(

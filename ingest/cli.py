@@ -1,0 +1,187 @@
+"""`finpulse ingest run | replay | generate | status` and `finpulse bench ingest`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ingest.config import GeneratorSource, IngestConfig, ReplaySource, SourceConfigError, build_config
+
+ingest_app = typer.Typer(help="Ingest workers: feeds, APIs, push, replay, scenario generator.", no_args_is_help=True)
+
+
+def _settings():
+    from finpulse.cli import get_settings
+
+    return get_settings()
+
+
+def _config(config: Path | None = None, **overrides) -> IngestConfig:
+    try:
+        return build_config(_settings(), config, **overrides)
+    except SourceConfigError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _worker(cfg: IngestConfig):
+    from ingest.worker import Worker, WorkerBusy
+
+    try:
+        return Worker(cfg)
+    except WorkerBusy as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _run_finite(cfg: IngestConfig, source, label: str) -> None:
+    worker = _worker(cfg)
+    started = time.monotonic()
+    worker.start([source])
+    try:
+        worker.wait_sources()
+    except KeyboardInterrupt:
+        typer.echo("interrupted; position saved, run again to continue", err=True)
+    finally:
+        worker.stop()
+    took = time.monotonic() - started
+    counts = worker.metrics.snapshot()["sources"].get(source.name, {})
+    produced = counts.get("produced", 0)
+    typer.echo(
+        f"{label}: produced {produced}, duplicates {counts.get('duplicates', 0)}, "
+        f"rejected {sum(counts.get('rejected', {}).values())}, errors {sum(counts.get('errors', {}).values())} "
+        f"in {took:.1f}s ({produced / took if took else 0:.0f} docs/s) to {cfg.topic}"
+    )
+
+
+def run(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="sources.toml (default: settings).")] = None,
+) -> None:
+    """Run the configured sources and the push endpoint until stopped (SIGTERM / Ctrl-C)."""
+    cfg = _config(config)
+    worker = _worker(cfg)
+    worker.start()
+    typer.echo(
+        f"ingest worker on http://{cfg.host}:{cfg.port} (push: POST /v1/push), sources: {cfg.source_names}", err=True
+    )
+    worker.serve()
+
+
+def replay(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, JSONL or Parquet file.")],
+    speed: Annotated[
+        float, typer.Option(help="History seconds per second (600 = 10 min/s); 0 = as fast as possible.")
+    ] = 0.0,
+    source: Annotated[
+        str | None, typer.Option(help="Source name (default replay:<file stem>); a new name replays anew.")
+    ] = None,
+    kind: Annotated[str, typer.Option(help="news or comment")] = "news",
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="field=column, e.g. --map title=headline --map published_at=date")
+    ] = None,
+    max_gap: Annotated[float | None, typer.Option(help="Cap one wait at this many history seconds.")] = None,
+    order: Annotated[str, typer.Option(help="time (sorted by timestamp) or file order.")] = "time",
+    limit: Annotated[int | None, typer.Option(help="Replay only the first N rows.")] = None,
+) -> None:
+    """Replay a file into finpulse.raw, keeping its time gaps scaled by --speed."""
+    if map_ is None:
+        map_ = []
+    mapping = {}
+    for pair in map_:
+        field, sep, col = pair.partition("=")
+        if not sep or not field or not col:
+            raise typer.BadParameter(f"--map wants field=column, got {pair!r}")
+        mapping[field] = col
+    if kind not in ("news", "comment") or order not in ("time", "file"):
+        raise typer.BadParameter("kind is news|comment, order is time|file")
+    src_cfg = ReplaySource(
+        name=source or f"replay:{file.stem}",
+        path=file.resolve(),
+        mapping=mapping,
+        speed=speed,
+        max_gap_s=max_gap,
+        kind=kind,
+        order=order,
+        limit=limit,  # type: ignore[arg-type]
+    )
+    from ingest.sources.replay import FileReplaySource
+
+    cfg = _config(replay=(src_cfg,), rss=(), http_json=(), generator=())
+    _run_finite(cfg, FileReplaySource(src_cfg, cfg.batch_size), src_cfg.name)
+
+
+def generate(
+    rate: Annotated[
+        float | None, typer.Option(help="Documents per second (default settings.ingest_generator_rate).")
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="default, calm, bull, bear, negative_surge, negative_surge_cn.")
+    ] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after N documents.")] = None,
+    source: Annotated[str, typer.Option(help="Source name.")] = "generator",
+    seed: Annotated[int, typer.Option(help="Same seed + source = same documents (ids) again.")] = 7,
+) -> None:
+    """Generate realistic English and Chinese headlines and comments with injected events."""
+    from ingest.sources.generator import GeneratorSourceRunner, UnknownScenario
+
+    settings = _settings()
+    gen = GeneratorSource(
+        name=source,
+        rate=rate or settings.ingest_generator_rate,
+        scenario=scenario or settings.ingest_generator_scenario,
+        seed=seed,
+        count=count,
+    )
+    try:
+        runner = GeneratorSourceRunner(gen, settings.ingest_batch_size)
+    except UnknownScenario as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    cfg = _config(generator=(gen,), rss=(), http_json=(), replay=())
+    _run_finite(cfg, runner, source)
+
+
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Health and per-source counters of the running worker."""
+    from ingest.service import ingest_endpoint, ingest_status
+
+    settings = _settings()
+    report = ingest_status(settings)
+    if report is None:
+        typer.secho(f"ingest worker not answering at {ingest_endpoint(settings)}", fg="red", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"ingest {report['status']} (ready={report['ready']}, broker_up={report['broker_up']})")
+    for name, c in sorted(report["sources"].items()):
+        typer.echo(
+            f"  {name:<28} fetched {c['fetched']:>8} produced {c['produced']:>8} dup {c['duplicates']:>6} "
+            f"rejected {dict(c['rejected'])} errors {dict(c['errors'])}"
+        )
+
+
+def bench(
+    count: Annotated[int, typer.Option(help="Documents to generate and produce.")] = 20_000,
+    source: Annotated[str | None, typer.Option(help="Source name (default: a fresh one per run).")] = None,
+) -> None:
+    """Produce throughput of the full shared path (normalise, dedupe, produce acks=all, checkpoint)."""
+    from ingest.sources.generator import GeneratorSourceRunner
+
+    gen = GeneratorSource(name=source or f"bench-{int(time.time())}", rate=1e9, count=count, scenario="default")
+    cfg = _config(generator=(gen,), rss=(), http_json=(), replay=())
+    _run_finite(cfg, GeneratorSourceRunner(gen, cfg.batch_size), "bench ingest")
+
+
+ingest_app.command()(run)
+ingest_app.command()(replay)
+ingest_app.command()(generate)
+ingest_app.command()(status)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.add_typer(ingest_app, name="ingest")
+    bench_app.command("ingest")(bench)
