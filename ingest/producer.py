@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaError
 
 from finpulse.contracts import RawDocument
 
@@ -51,7 +51,7 @@ class RawProducer:
                     delivery_timeout_ms=30_000,
                     max_block_ms=10_000,
                 )
-            except (NoBrokersAvailable, KafkaError, OSError) as exc:
+            except (KafkaError, OSError) as exc:
                 raise BrokerUnavailable(f"cannot reach Kafka at {self.servers}: {exc}") from exc
         return self._producer
 

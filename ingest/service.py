@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from finpulse.settings import Settings
+
+if TYPE_CHECKING:
+    from finpulse.stack.supervisor import ServiceSpec
 
 
 def ingest_endpoint(settings: Settings) -> str:
@@ -38,3 +42,20 @@ def ingest_status(settings: Settings, timeout_s: float = 2.0) -> dict[str, Any] 
         return resp.json() if resp.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
+
+
+def service_spec(settings: Settings) -> ServiceSpec:
+    """The ingest worker as a part of `finpulse up` (FINPULSE_STACK_SERVICES name: ingest)."""
+    from finpulse.stack.supervisor import ServiceSpec
+
+    sources = settings.ingest_sources_file
+    return ServiceSpec(
+        name="ingest",
+        endpoint=ingest_endpoint(settings),
+        healthy=partial(ingest_healthy, settings),
+        argv=partial(ingest_command, settings),
+        stop_timeout_s=40.0,  # finishes the batch in flight and checkpoints it
+        note=f"sources from {sources}" if sources else f"scenario generator ({settings.ingest_generator_scenario})",
+        ports=(settings.ingest_port,),
+        host=settings.ingest_host,
+    )
