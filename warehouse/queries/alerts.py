@@ -1,0 +1,280 @@
+"""Alert queries shared by the alert engine and the dashboard's Alerts page.
+
+Constant SQL with server-side parameters: values are always bound (``{name:Type}``); the only variable part of a
+statement is a *choice* among the fixed fragments below (which column to group by, whether the rule needs the
+documents table), never text from a user. Window counts read the per-minute rollup (uniqExact states: dedup-safe)
+unless a rule needs what the rollup lacks (language, text), then ``documents_latest`` with uniqExact(id).
+
+Times are Unix seconds ([start, end), whole minutes) or, for alert bookkeeping, Unix milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from string import Template
+from typing import Any
+
+import pandas as pd
+
+GROUPS = ("none", "topic", "ticker", "source", "lang")
+
+# group_by -> SQL expression over the rollup / documents rows (a closed set; lang only exists in documents).
+_ROLLUP_GROUP = {"none": "''", "topic": "topic", "ticker": "ticker", "source": "source"}
+_DOCS_GROUP = {"none": "''", "topic": "ifNull(topic, '')", "ticker": "ticker", "source": "source", "lang": "lang"}
+
+_ROLLUP_SCOPE = """
+  AND ({topic:String} = '' OR topic = {topic:String})
+  AND ({ticker:String} = '' OR ticker = {ticker:String})
+  AND ({source:String} = '' OR source = {source:String})"""
+
+_DOCS_SCOPE = """
+  AND ({topic:String} = '' OR ifNull(topic, '') = {topic:String})
+  AND ({ticker:String} = '' OR has(tickers, {ticker:String}))
+  AND ({source:String} = '' OR source = {source:String})
+  AND ({lang:String} = '' OR lang = {lang:String})"""
+
+_DOCS_WINDOW = """
+WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC') AND published_at < toDateTime64({end:UInt32}, 3, 'UTC')"""
+
+_ROLLUP_COUNTS = Template("""
+SELECT $group AS grp,
+       intDiv(toUInt32(minute) - {start:UInt32}, {bucket:UInt32}) AS bucket,
+       uniqExactMerge(docs) AS total,
+       uniqExactMergeIf(docs, sentiment = 'negative') AS negative,
+       uniqExactMergeIf(docs, sentiment = 'positive') AS positive,
+       uniqExactMergeIf(docs, sentiment != '') AS classified
+FROM documents_minutely
+WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
+  $not_empty$scope
+GROUP BY grp, bucket
+""")
+
+_DOCS_COUNTS = Template("""
+SELECT $group AS grp,
+       intDiv(toUInt32(toDateTime(published_at)) - {start:UInt32}, {bucket:UInt32}) AS bucket,
+       uniqExact(id) AS total,
+       uniqExactIf(id, sentiment = 'negative') AS negative,
+       uniqExactIf(id, sentiment = 'positive') AS positive,
+       uniqExactIf(id, ifNull(sentiment, '') != '') AS classified
+FROM documents_latest $array_join$window$scope
+GROUP BY grp, bucket
+""")
+
+
+def _counts_sql(group_by: str, use_documents: bool) -> str:
+    if group_by not in GROUPS:
+        raise ValueError(f"group_by must be one of {GROUPS}, not {group_by!r}")
+    if use_documents:
+        return _DOCS_COUNTS.substitute(
+            group=_DOCS_GROUP[group_by],
+            array_join="ARRAY JOIN tickers AS ticker" if group_by == "ticker" else "",
+            window=_DOCS_WINDOW,
+            scope=_DOCS_SCOPE,
+        )
+    if group_by == "lang":
+        raise ValueError("the rollup has no language; group by lang through the documents table")
+    return _ROLLUP_COUNTS.substitute(
+        group=_ROLLUP_GROUP[group_by],
+        # Documents without tickers are rolled up under ticker ''; they belong to no ticker group.
+        not_empty="AND ticker != ''" if group_by == "ticker" else "",
+        scope=_ROLLUP_SCOPE,
+    )
+
+
+def _scope_params(scope: dict[str, str | None]) -> dict[str, str]:
+    return {key: scope.get(key) or "" for key in ("topic", "ticker", "source", "lang")}
+
+
+@dataclass(frozen=True)
+class BucketCounts:
+    """Distinct documents of one group in one bucket ([start + bucket * size, ... + size))."""
+
+    group: str
+    bucket: int
+    total: int
+    negative: int
+    positive: int
+    classified: int
+
+
+def window_counts(
+    client: Any,
+    *,
+    start: int,
+    end: int,
+    bucket_s: int,
+    group_by: str = "none",
+    scope: dict[str, str | None] | None = None,
+    use_documents: bool = False,
+) -> list[BucketCounts]:
+    """Per-group, per-bucket document counts (total, negative, positive, classified) in [start, end).
+
+    Buckets with no documents are absent. ``use_documents`` reads documents_latest (needed for lang)."""
+    sql = _counts_sql(group_by, use_documents)
+    params = {"start": start, "end": end, "bucket": bucket_s, **_scope_params(scope or {})}
+    rows = client.query(sql, parameters=params).result_rows
+    return [BucketCounts(str(g), int(b), int(t), int(n), int(p), int(c)) for g, b, t, n, p, c in rows]
+
+
+WATCHLIST_SQL = (
+    """
+SELECT term, uniqExact(id) AS negative, arraySlice(groupUniqArray(id), 1, {samples:UInt32}) AS sample
+FROM (
+    SELECT id, arrayConcat(
+        arrayMap(t -> concat('ticker:', t), arrayFilter(t -> has({tickers:Array(String)}, t), tickers)),
+        arrayMap(k -> concat('keyword:', k),
+                 arrayFilter(k -> positionCaseInsensitiveUTF8(concat(title, ' ', body), k) > 0,
+                             {keywords:Array(String)}))
+    ) AS terms
+    FROM documents_latest"""
+    + _DOCS_WINDOW
+    + """
+      AND sentiment = 'negative'"""
+    + _DOCS_SCOPE
+    + """
+)
+ARRAY JOIN terms AS term
+GROUP BY term
+"""
+)
+
+
+def watchlist_hits(
+    client: Any,
+    *,
+    start: int,
+    end: int,
+    tickers: Sequence[str],
+    keywords: Sequence[str],
+    scope: dict[str, str | None] | None = None,
+    samples: int = 5,
+) -> dict[str, tuple[int, list[str]]]:
+    """Negative documents in [start, end) per watched term ('ticker:AAPL', 'keyword:default'), with sample ids.
+    Keywords match title or body case-insensitively."""
+    params = {
+        "start": start,
+        "end": end,
+        "tickers": list(tickers),
+        "keywords": list(keywords),
+        "samples": samples,
+        **_scope_params(scope or {}),
+    }
+    rows = client.query(WATCHLIST_SQL, parameters=params).result_rows
+    return {str(term): (int(n), list(sample)) for term, n, sample in rows}
+
+
+_SAMPLE_SQL = Template("""
+SELECT id FROM documents_latest $array_join$window$scope
+  AND ({negative_only:UInt8} = 0 OR sentiment = 'negative')
+  AND $group = {group:String}
+ORDER BY published_at DESC, id
+LIMIT {limit:UInt32}
+""")
+
+
+def sample_document_ids(
+    client: Any,
+    *,
+    start: int,
+    end: int,
+    group_by: str,
+    group: str,
+    scope: dict[str, str | None] | None = None,
+    negative_only: bool = True,
+    limit: int = 5,
+) -> list[str]:
+    """The newest documents behind an alert (its group in its window), for the alert message and drill-down."""
+    if group_by not in GROUPS:
+        raise ValueError(f"group_by must be one of {GROUPS}, not {group_by!r}")
+    sql = _SAMPLE_SQL.substitute(
+        array_join="ARRAY JOIN tickers AS ticker" if group_by == "ticker" else "",
+        window=_DOCS_WINDOW,
+        scope=_DOCS_SCOPE,
+        group=_DOCS_GROUP[group_by],
+    )
+    params = {
+        "start": start,
+        "end": end,
+        "group": group,
+        "negative_only": int(negative_only),
+        "limit": limit,
+        **_scope_params(scope or {}),
+    }
+    return [str(row[0]) for row in client.query(sql, parameters=params).result_rows]
+
+
+# --- rules, targets, state -------------------------------------------------------------------------------------
+
+RULES_SQL = "SELECT definition FROM alert_rules FINAL WHERE deleted = 0 ORDER BY id"
+RULE_SQL = "SELECT definition, deleted FROM alert_rules FINAL WHERE id = {id:String}"
+TARGETS_SQL = (
+    "SELECT name, url, format, secret, enabled, origin FROM alert_targets FINAL WHERE deleted = 0 ORDER BY name"
+)
+STATE_SQL = (
+    "SELECT fingerprint, rule_id, group_value, state, pending_since, alert_id, fired_at, resolved_at "
+    "FROM alert_state FINAL"
+)
+FIRING_ALERTS_SQL = "SELECT * FROM alerts FINAL WHERE status = 'firing' AND id IN {ids:Array(String)}"
+ACTIVE_SILENCES_SQL = (
+    "SELECT target, until FROM alert_silences FINAL WHERE until > fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')"
+)
+
+# --- the Alerts page ---------------------------------------------------------------------------------------------
+
+LIST_ALERTS_SQL = """
+SELECT a.id AS id, a.fingerprint AS fingerprint, a.rule_id AS rule_id, a.rule_name AS rule_name, a.kind AS kind,
+       a.severity AS severity,
+       multiIf(a.status = 'resolved', 'resolved', k.alert_id != '', 'acknowledged', 'firing') AS state,
+       a.scope_kind AS group_by, a.scope_value AS group_value, a.scope AS scope, a.metric AS metric,
+       a.value AS value, a.threshold AS threshold, a.baseline AS baseline, a.doc_count AS doc_count,
+       a.window_start AS window_start, a.window_end AS window_end, a.started_at AS started_at,
+       a.resolved_at AS resolved_at, a.silenced AS silenced, a.message AS message, a.sample_doc_ids AS sample_doc_ids,
+       if(k.alert_id = '', NULL, k.acknowledged_by) AS acknowledged_by,
+       if(k.alert_id = '', NULL, k.acknowledged_at) AS acknowledged_at
+FROM (SELECT * FROM alerts FINAL) AS a
+LEFT JOIN (SELECT alert_id, acknowledged_by, acknowledged_at FROM alert_acks FINAL) AS k ON k.alert_id = a.id
+WHERE {state:String} = '' OR state = {state:String}
+ORDER BY started_at DESC, id
+LIMIT {limit:UInt32}
+"""
+
+ALERT_EXISTS_SQL = "SELECT count() FROM alerts FINAL WHERE id = {id:String}"
+
+LIST_DELIVERIES_SQL = """
+SELECT delivered_at, alert_id, event, channel, target, delivery_id, attempt, status, http_status, error, latency_ms
+FROM alert_deliveries
+ORDER BY delivered_at DESC
+LIMIT {limit:UInt32}
+"""
+
+PENDING_DELIVERIES_SQL = """
+SELECT delivery_id, alert_id, event, channel, target, attempts, next_attempt_at, last_error, created_at
+FROM alert_outbox FINAL
+WHERE status = 'pending'
+ORDER BY created_at
+LIMIT {limit:UInt32}
+"""
+
+
+def frame(client: Any, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+    df = client.query_df(sql, parameters=params)
+    if len(df.columns) == 0:  # some backends return no columns for no rows; pages expect the columns
+        names = [row[0] for row in client.query(f"DESCRIBE ({sql})", parameters=params).result_rows]
+        df = pd.DataFrame(columns=names)
+    return df
+
+
+def list_alerts(client: Any, *, state: str | None = None, limit: int = 200) -> pd.DataFrame:
+    """Alerts newest first; ``state`` firing | acknowledged | resolved (None = all)."""
+    return frame(client, LIST_ALERTS_SQL, {"state": state or "", "limit": limit})
+
+
+def list_deliveries(client: Any, *, limit: int = 200) -> pd.DataFrame:
+    """Delivery attempts newest first (one row per attempt: status, HTTP status, latency)."""
+    return frame(client, LIST_DELIVERIES_SQL, {"limit": limit})
+
+
+def pending_deliveries(client: Any, *, limit: int = 200) -> pd.DataFrame:
+    """Deliveries still waiting in the outbox (a receiver down, Kafka unreachable), oldest first."""
+    return frame(client, PENDING_DELIVERIES_SQL, {"limit": limit})
