@@ -8,9 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.stack import Stack
+from tests.stack import EXTERNAL_ENV, Stack
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download from a hub
+# A developer's own FINPULSE_* settings must not leak into tests (except the external servers to test against).
+for _key in [k for k in os.environ if k.startswith("FINPULSE_") and k not in EXTERNAL_ENV]:
+    del os.environ[_key]
 
 
 @pytest.fixture(scope="session")

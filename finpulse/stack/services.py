@@ -35,6 +35,7 @@ def _kafka(settings: Settings) -> ServiceSpec:
         else f"Apache Kafka {settings.kafka_version}",
         ports=(settings.kafka_port,) if fallback else (settings.kafka_port, settings.kafka_controller_port),
         host=settings.kafka_host,
+        independent=True,
     )
 
 

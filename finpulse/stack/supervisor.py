@@ -43,6 +43,8 @@ class ServiceSpec:
     note: str = ""
     ports: tuple[int, ...] = ()
     host: str = "127.0.0.1"
+    # The next part may start before this one is healthy (Kafka and ClickHouse boot side by side).
+    independent: bool = False
 
 
 @dataclass
@@ -124,10 +126,18 @@ class Supervisor:
             signal.signal(sig, lambda *_: self.stopping.set())
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
+            booting: list[_Child] = []
             for child in self.children:
                 if self.stopping.is_set():
                     break
-                self._start(child)
+                self._spawn(child)
+                booting.append(child)
+                if not child.spec.independent:
+                    for started in booting:
+                        self._ready(started)
+                    booting.clear()
+            for started in booting:
+                self._ready(started)
             if not self.stopping.is_set():
                 self.phase = "running"
                 self._write_state()
@@ -156,6 +166,10 @@ class Supervisor:
 
     # --- children --------------------------------------------------------------------------------------------
     def _start(self, child: _Child) -> None:
+        self._spawn(child)
+        self._ready(child)
+
+    def _spawn(self, child: _Child) -> None:
         spec = child.spec
         if spec.argv is not None:
             argv = spec.argv()
@@ -172,7 +186,13 @@ class Supervisor:
                 start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children in order
                 preexec_fn=_die_with_parent,
             )
+
+    def _ready(self, child: _Child) -> None:
+        """Wait until the part is healthy, then run its setup (topics, migrations)."""
+        spec = child.spec
         self._wait_healthy(child)
+        if self.stopping.is_set():
+            return
         if spec.after_start:
             spec.after_start()
         child.healthy_since = time.monotonic()
