@@ -213,6 +213,32 @@ class Settings(BaseSettings):
         300, ge=1, description="The receiver refuses signatures older than this (replay guard)."
     )
 
+    # --- stream ------------------------------------------------------------------------------------------------
+    stream_group: str = Field("finpulse-stream", description="Consumer group (faust app id) the stream workers share.")
+    stream_max_batch: int = Field(256, ge=1, le=10_000, description="Most documents per stream micro-batch.")
+    stream_max_wait_s: float = Field(
+        0.25, gt=0, le=60, description="Longest wait for a micro-batch to fill before it is processed anyway."
+    )
+    stream_inflight_batches: int = Field(
+        1, ge=1, le=8, description="Batches being written to the sinks while the next one is classified."
+    )
+    stream_host: str = Field("127.0.0.1", description="Address of the stream workers' /healthz and /metrics.")
+    stream_port: int = Field(
+        8320, ge=1, le=65535, description="Health/metrics port of stream worker 0; worker i listens on port + i."
+    )
+    stream_model_poll_s: float = Field(
+        5.0, gt=0, description="How often a stream worker checks the registry for a newly promoted model."
+    )
+    stream_retry_max_s: float = Field(
+        10.0, gt=0, description="Longest backoff between retries of an unreachable sink (ClickHouse, Kafka)."
+    )
+    stream_session_timeout_s: float = Field(
+        10.0, ge=1, description="Kafka group session timeout: how soon a dead worker's partitions move on."
+    )
+    stream_commit_interval_s: float = Field(
+        1.0, gt=0, description="How often offsets of stored documents are committed to Kafka."
+    )
+
     # --- supervisor ----------------------------------------------------------------------------------------------
     stack_services: str = Field(
         "kafka,clickhouse,model,ingest,stream,alerts,dashboard",

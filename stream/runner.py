@@ -1,0 +1,208 @@
+"""The batch runner: classify a micro-batch off the event loop, write it to the sinks, and only then let its
+offsets be committed.
+
+Acknowledgement: faust's ``take_events`` acks a batch's events as soon as the loop body returns. Each message's
+reference count is raised first (``hold``), so that ack only drops faust's own reference; the final ack - which
+marks the offset committable - comes from ``_deliver`` after ClickHouse acknowledged the insert and both topics
+acknowledged their messages. A batch that never gets there (worker killed, ClickHouse down at shutdown) is not
+committed and is redelivered; redelivered rows collapse by id in ClickHouse.
+
+Backpressure: at most ``stream_inflight_batches`` batches are being delivered; the next batch waits for a slot, so
+while a sink is down the agent stops taking, faust's stream buffer fills and fetching pauses. Nothing is buffered
+without bound and nothing is dropped. Retries back off exponentially up to ``stream_retry_max_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from finpulse.contracts import ClassifiedDocument
+from finpulse.settings import Settings
+from stream.batch import Incoming, Reject, classify, decode, row
+from stream.metrics import StreamMetrics
+from stream.sinks import RowsRejectedError, SinkUnavailableError
+from stream.sinks.classified import ClassifiedSink
+from stream.sinks.clickhouse import ClickHouseSink
+from stream.sinks.dlq import DlqSink
+
+log = logging.getLogger(__name__)
+
+_FIRST_RETRY_S = 0.25
+
+
+@dataclass
+class Prepared:
+    """A decoded and classified batch, ready for the sinks."""
+
+    docs: list[ClassifiedDocument]
+    sources: list[Incoming]  # the message each doc came from, for the DLQ if ClickHouse refuses its row
+    rejects: list[Reject]
+    model_version: str
+    decode_s: float
+    inference_s: float
+
+
+@dataclass
+class RunnerState:
+    """What /healthz reports; written on the event loop, read by the health thread (plain attribute reads)."""
+
+    batches: int = 0
+    stored: int = 0
+    dead_lettered: int = 0
+    last_batch_at: float | None = None
+    failing_sinks: set[str] = field(default_factory=set)
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+class BatchRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        models: Any,
+        clickhouse: ClickHouseSink,
+        classified: ClassifiedSink,
+        dlq: DlqSink,
+        metrics: StreamMetrics,
+    ) -> None:
+        self.settings = settings
+        self.models = models
+        self.clickhouse = clickhouse
+        self.classified = classified
+        self.dlq = dlq
+        self.metrics = metrics
+        self.state = RunnerState()
+        # One inference thread: the engine already uses every core; a second would only contend for them.
+        self._infer = ThreadPoolExecutor(1, thread_name_prefix="classify")
+        self._sink = ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
+        self._slots: asyncio.Semaphore | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.settings.stream_inflight_batches)
+        return self._slots
+
+    # --- the agent calls this for every micro-batch -----------------------------------------------------------
+    async def process(self, events: Sequence[Any]) -> None:
+        """Start delivering one batch of faust events; returns when the next batch may be taken."""
+        if not events:
+            return
+        for event in events:
+            event.message.incref()  # see the module docstring: our final ack, not take_events', commits
+        messages = [
+            Incoming(e.message.key, e.value, e.message.topic, e.message.partition, e.message.offset) for e in events
+        ]
+        self.metrics.batch_size.observe(len(messages))
+        engine = await self.models.current()
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(self._infer, self.prepare, engine, messages)
+        self.metrics.stage.labels("decode").observe(prepared.decode_s)
+        self.metrics.stage.labels("inference").observe(prepared.inference_s)
+        self.metrics.inference.observe(prepared.inference_s)
+        started = time.perf_counter()
+        await self.slots.acquire()
+        self.metrics.stage.labels("wait_slot").observe(time.perf_counter() - started)
+        task = asyncio.create_task(self._deliver(prepared, list(events)))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    @staticmethod
+    def prepare(engine: Any, messages: list[Incoming]) -> Prepared:
+        """Decode, validate and classify (runs on the inference thread)."""
+        t0 = time.perf_counter()
+        decoded = decode(messages)
+        t1 = time.perf_counter()
+        docs = classify(engine, decoded.docs)
+        t2 = time.perf_counter()
+        return Prepared(docs, decoded.sources, decoded.rejects, engine.model_version, t1 - t0, t2 - t1)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) for batches being delivered; what does not finish is redelivered after a restart."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=timeout)
+
+    def close(self) -> None:
+        self._infer.shutdown(wait=False, cancel_futures=True)
+        self._sink.shutdown(wait=False, cancel_futures=True)
+        self.clickhouse.close()
+
+    # --- delivery -------------------------------------------------------------------------------------------
+    async def _deliver(self, batch: Prepared, events: list[Any]) -> None:
+        try:
+            refused = await self._store(batch.docs, 0)
+            stored_at = time.time()
+            docs = [d for i, d in enumerate(batch.docs) if i not in refused] if refused else batch.docs
+            for doc in docs:
+                self.metrics.end_to_end.observe(max(0.0, stored_at - doc.ingested_at.timestamp()))
+            rejects = batch.rejects + [Reject(batch.sources[i], "clickhouse", why) for i, why in refused.items()]
+            if docs:
+                await self._timed("classified", lambda: self.classified.write_docs(docs))
+            if rejects:
+                await self._timed("dlq", lambda: self.dlq.write_rejects(rejects))
+            for event in events:
+                event.ack()  # the final reference: these offsets may now be committed
+                m = event.message
+                key = (m.topic, m.partition)
+                self.state.next_offsets[key] = max(self.state.next_offsets.get(key, 0), m.offset + 1)
+            self._count(docs, rejects)
+        finally:
+            self.slots.release()
+
+    async def _store(self, docs: list[ClassifiedDocument], first: int) -> dict[int, str]:
+        """Insert the rows in one request. Rows ClickHouse refuses as data (not as an outage) are isolated by
+        halving; returns {index in the batch: reason} of the refused ones (they go to the DLQ)."""
+        if not docs:
+            return {}
+        rows = [row(d) for d in docs]
+        loop = asyncio.get_running_loop()
+        try:
+            await self._timed("clickhouse", lambda: loop.run_in_executor(self._sink, self.clickhouse.write, rows))
+            return {}
+        except RowsRejectedError as exc:
+            if len(docs) == 1:
+                log.error("ClickHouse refused document %s: %s", docs[0].id, exc)
+                return {first: str(exc)}
+            mid = len(docs) // 2
+            return {**await self._store(docs[:mid], first), **await self._store(docs[mid:], first + mid)}
+
+    async def _timed(self, sink: str, op: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one sink write, retrying while the sink is unavailable (the only error known to be safe to retry)."""
+        delay = _FIRST_RETRY_S
+        while True:
+            started = time.perf_counter()
+            try:
+                result = await op()
+            except SinkUnavailableError as exc:
+                self.metrics.retries.labels(sink).inc()
+                self.state.failing_sinks.add(sink)
+                self.metrics.backpressure.set(1)
+                log.warning("%s; retrying in %.1f s (intake paused)", exc, delay, extra={"sink": sink})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.stream_retry_max_s)
+                continue
+            self.metrics.stage.labels(sink).observe(time.perf_counter() - started)
+            if sink in self.state.failing_sinks:
+                self.state.failing_sinks.discard(sink)
+                log.info("%s available again", sink)
+                if not self.state.failing_sinks:
+                    self.metrics.backpressure.set(0)
+            return result
+
+    def _count(self, docs: list[ClassifiedDocument], rejects: list[Reject]) -> None:
+        unlabeled = sum(1 for d in docs if d.topic is None)
+        self.metrics.documents.labels("stored").inc(len(docs) - unlabeled)
+        self.metrics.documents.labels("unlabeled").inc(unlabeled)
+        for reject in rejects:
+            self.metrics.dlq.labels(reject.field.split(".")[0] or "document").inc()
+        self.state.batches += 1
+        self.state.stored += len(docs)
+        self.state.dead_lettered += len(rejects)
+        self.state.last_batch_at = time.time()

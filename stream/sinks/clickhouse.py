@@ -1,0 +1,89 @@
+"""The ClickHouse sink: one insert per batch into `documents` (ReplacingMergeTree by id, so a redelivered
+document collapses into one row and every dedup-safe query counts it once)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from finpulse.settings import Settings
+from stream.batch import COLUMNS
+from stream.sinks import RowsRejectedError, SinkUnavailableError
+
+log = logging.getLogger(__name__)
+
+TABLE = "documents"
+
+# Errors about the rows themselves: the same insert would fail again, so the runner isolates the bad rows instead.
+_DATA_ERRORS = frozenset(
+    {
+        "CANNOT_PARSE_TEXT",
+        "CANNOT_PARSE_DATETIME",
+        "CANNOT_PARSE_NUMBER",
+        "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+        "TYPE_MISMATCH",
+        "ILLEGAL_COLUMN",
+        "INCORRECT_DATA",
+        "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE",
+        "NO_SUCH_COLUMN_IN_TABLE",
+        "THERE_IS_NO_COLUMN",
+        "TOO_LARGE_STRING_SIZE",
+    }
+)
+
+
+class ClickHouseSink:
+    """Thread-confined: the runner calls ``write`` from one sink thread, never from the event loop."""
+
+    name = "clickhouse"
+
+    def __init__(self, settings: Settings, table: str = TABLE) -> None:
+        self.settings = settings
+        self.table = table
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> Any:
+        from warehouse.client import create_client
+
+        if self._client is None:
+            # A short connect timeout: an endpoint that is down should be noticed fast and retried by the runner.
+            self._client = create_client(self.settings, connect_timeout=2, send_receive_timeout=60)
+        return self._client
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert every row in one request; returns only once ClickHouse acknowledged it."""
+        from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError, ProgrammingError
+
+        if not rows:
+            return
+        with self._lock:
+            try:
+                self._connect().insert(self.table, list(rows), column_names=list(COLUMNS))
+            except OperationalError as exc:
+                self._reset()
+                raise SinkUnavailableError(self.name, str(exc).splitlines()[0][:300]) from exc
+            except (DataError, ProgrammingError, TypeError, ValueError) as exc:
+                raise RowsRejectedError(f"ClickHouse insert refused: {str(exc)[:500]}") from exc
+            except DatabaseError as exc:
+                if getattr(exc, "name", None) in _DATA_ERRORS:
+                    raise RowsRejectedError(f"ClickHouse insert refused: {str(exc)[:500]}") from exc
+                self._reset()
+                raise SinkUnavailableError(self.name, str(exc).splitlines()[0][:300]) from exc
+            except OSError as exc:
+                self._reset()
+                raise SinkUnavailableError(self.name, str(exc)[:300]) from exc
+
+    def _reset(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # a broken client may fail to close; it is dropped either way
+                log.debug("closing a failed ClickHouse client raised", exc_info=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
