@@ -45,6 +45,8 @@ class ServiceSpec:
     host: str = "127.0.0.1"
     # The next part may start before this one is healthy (Kafka and ClickHouse boot side by side).
     independent: bool = False
+    # Run after_start before waiting for health (a step whose setup is what makes it healthy: the model).
+    setup_first: bool = False
 
 
 @dataclass
@@ -152,6 +154,11 @@ class Supervisor:
             self._write_state(error=str(exc))
             log.error("start failed: %s", exc)
             return 1
+        except Exception as exc:  # a part's setup failed unexpectedly: stop the rest, keep the traceback in the log
+            self.phase = "failed"
+            self._write_state(error=f"{type(exc).__name__}: {exc}")
+            log.exception("start failed")
+            return 1
         finally:
             self.stop()
 
@@ -190,10 +197,12 @@ class Supervisor:
     def _ready(self, child: _Child) -> None:
         """Wait until the part is healthy, then run its setup (topics, migrations)."""
         spec = child.spec
+        if spec.setup_first and spec.after_start:
+            spec.after_start()
         self._wait_healthy(child)
         if self.stopping.is_set():
             return
-        if spec.after_start:
+        if spec.after_start and not spec.setup_first:
             spec.after_start()
         child.healthy_since = time.monotonic()
         log.info("%s healthy", spec.name, extra={"endpoint": spec.endpoint, "note": spec.note})
