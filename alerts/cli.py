@@ -1,0 +1,175 @@
+"""`finpulse alerts run | receiver | check | rules | targets | list | ack | silence | test-send | deliveries`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+alerts_app = typer.Typer(help="Alert engine, rules, webhook targets and deliveries.", no_args_is_help=True)
+
+
+def _settings() -> Any:
+    from finpulse.cli import get_settings
+
+    return get_settings()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(code)
+
+
+@alerts_app.command("run")
+def run_command() -> None:
+    """Run the alert engine: evaluate rules, deliver notifications, serve /healthz and /metrics."""
+    from alerts.rules import RuleFileError
+    from alerts.service import AlertService
+
+    settings = _settings()
+    try:
+        AlertService(settings).serve()
+    except RuleFileError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@alerts_app.command("receiver")
+def receiver_command(
+    port: Annotated[int | None, typer.Option(help="Port; default FINPULSE_ALERTS_RECEIVER_PORT.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    secret: Annotated[
+        str | None, typer.Option(help="Signature key; default FINPULSE_ALERTS_WEBHOOK_SECRET.", envvar=None)
+    ] = None,
+    fail_first: Annotated[int, typer.Option(help="Answer 500 to the first N requests (watch retries).")] = 0,
+) -> None:
+    """A local webhook receiver: verifies signatures and prints each delivery as a JSON line."""
+    import uvicorn
+
+    from alerts.receiver import ReceiverState, build_app, print_received
+
+    settings = _settings()
+    key = secret if secret is not None else settings.alerts_webhook_secret
+    if not key:
+        raise _fail("the receiver needs the signing secret: set FINPULSE_ALERTS_WEBHOOK_SECRET or pass --secret")
+    state = ReceiverState(secret=key, tolerance_s=settings.alerts_signature_tolerance_s, fail_first=fail_first)
+    bind_port = port or settings.alerts_receiver_port
+    typer.echo(f"receiving webhooks on http://{host}:{bind_port}/ (any path)", err=True)
+    uvicorn.run(build_app(state, print_received), host=host, port=bind_port, log_level="warning", access_log=False)
+
+
+@alerts_app.command("check")
+def check_command(
+    rules_file: Annotated[Path, typer.Argument(help="A TOML file of [[rule]] and [[target]] tables.")],
+) -> None:
+    """Validate a rules file without touching ClickHouse."""
+    from alerts.config import load_file
+    from alerts.rules import RuleFileError
+
+    try:
+        rules, targets = load_file(rules_file)
+    except RuleFileError as exc:
+        raise _fail(str(exc)) from exc
+    for rule in rules:
+        typer.echo(f"rule {rule.id}: {rule.kind} on {rule.scope.describe()}, threshold {rule.threshold:g}")
+    for target in targets:
+        typer.echo(f"target {target.name}: {target.format} -> {target.url}")
+
+
+@alerts_app.command("rules")
+def rules_command() -> None:
+    """List the stored rules."""
+    from alerts.store import list_rules
+
+    for rule in list_rules(_settings()):
+        state = "" if rule.enabled else " (disabled)"
+        typer.echo(
+            f"{rule.id}{state}: {rule.kind} [{rule.origin}] on {rule.scope.describe()}, group by {rule.group_by}"
+        )
+
+
+@alerts_app.command("targets")
+def targets_command() -> None:
+    """List the webhook targets (secrets are never printed)."""
+    from alerts.store import list_targets
+
+    for target in list_targets(_settings()):
+        secret = "own secret" if target.secret is not None else "default secret"
+        typer.echo(f"{target.name}: {target.format} -> {target.url} ({secret}{'' if target.enabled else ', disabled'})")
+
+
+@alerts_app.command("list")
+def list_command(
+    state: Annotated[str | None, typer.Option(help="firing | acknowledged | resolved")] = None,
+    limit: Annotated[int, typer.Option(help="Most alerts shown.")] = 50,
+) -> None:
+    """Alerts, newest first."""
+    from alerts.store import list_alerts
+
+    try:
+        df = list_alerts(_settings(), state=state, limit=limit)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    for row in df.itertuples():
+        typer.echo(f"{row.started_at} {row.state:<12} {row.id} {row.rule_id} {row.group_value or '-'}: {row.message}")
+
+
+@alerts_app.command("ack")
+def ack_command(alert_id: str, by: Annotated[str, typer.Option(help="Who acknowledges.")]) -> None:
+    """Acknowledge an alert."""
+    from alerts.store import NotFoundError, acknowledge
+
+    try:
+        acknowledge(_settings(), alert_id, by)
+    except (NotFoundError, ValueError) as exc:
+        raise _fail(str(exc), 1) from exc
+
+
+@alerts_app.command("silence")
+def silence_command(
+    fingerprint_or_rule_id: str,
+    minutes: Annotated[float, typer.Option(help="How long; 0 lifts a silence.")],
+    by: Annotated[str, typer.Option(help="Who silences.")],
+) -> None:
+    """Silence webhook notifications of an alert series (fingerprint) or a rule."""
+    from alerts.store import silence
+
+    until = datetime.now(UTC) + timedelta(minutes=minutes)
+    silence(_settings(), fingerprint_or_rule_id, until, by)
+    typer.echo(f"silenced {fingerprint_or_rule_id} until {until:%Y-%m-%d %H:%M} UTC" if minutes else "silence lifted")
+
+
+@alerts_app.command("test-send")
+def test_send_command(target: str) -> None:
+    """POST a test alert to a target once and show the outcome."""
+    from alerts.store import NotFoundError, test_send
+
+    try:
+        result = test_send(_settings(), target)
+    except NotFoundError as exc:
+        raise _fail(str(exc), 1) from exc
+    typer.echo(json.dumps(result.model_dump(), default=str))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@alerts_app.command("deliveries")
+def deliveries_command(limit: Annotated[int, typer.Option(help="Most attempts shown.")] = 50) -> None:
+    """The delivery log, newest first, and what is still pending in the outbox."""
+    from alerts.store import list_deliveries, pending_deliveries
+
+    settings = _settings()
+    for row in list_deliveries(settings, limit=limit).itertuples():
+        typer.echo(
+            f"{row.delivered_at} {row.status:<9} {row.channel}:{row.target} attempt {row.attempt} "
+            f"http={row.http_status} {row.latency_ms}ms {row.event} {row.delivery_id} {row.error[:80]}"
+        )
+    pending = pending_deliveries(settings)
+    if len(pending):
+        typer.echo(f"{len(pending)} deliveries pending in the outbox")
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.add_typer(alerts_app, name="alerts")
