@@ -148,7 +148,24 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object."
     raise typer.Exit(0 if report["healthy"] else 1)
 
 
+def init(timeout: float = typer.Option(120.0, help="Seconds to wait for each server.")) -> None:
+    """Set up the configured Kafka and ClickHouse (topics, migrations) and exit; for production deployments."""
+    from finpulse.stack.services import _clickhouse, _kafka
+
+    settings = _settings()
+    for spec in (_kafka(settings), _clickhouse(settings)):
+        deadline = time.monotonic() + timeout
+        while not spec.healthy():
+            if time.monotonic() > deadline:
+                raise _fail(f"{spec.name} at {spec.endpoint} did not answer within {timeout:.0f} s")
+            time.sleep(1.0)
+        if spec.after_start:
+            spec.after_start()
+        typer.echo(f"{spec.name:<11} ready  {spec.endpoint}")
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command()(init)
     app.command()(up)
     app.command()(down)
     app.command()(status)

@@ -146,3 +146,23 @@ def test_clickhouse_connect_from_two_processes_at_once(stack: Stack) -> None:
         assert result["error"] and "no_such_column" in result["error"]
     assert admin.query(f"SELECT count() FROM {table}").result_rows[0][0] == 2_000_000
     admin.command(f"DROP TABLE {table}")
+
+
+def test_init_sets_up_servers_given_as_external(stack: Stack) -> None:
+    """Production mode: the same code, pointed at servers by FINPULSE_KAFKA_BOOTSTRAP / FINPULSE_CLICKHOUSE_URL."""
+    s = stack.settings
+    external = Stack(
+        data_dir=stack.data_dir / "external-client",
+        env={
+            **stack.env,
+            "FINPULSE_KAFKA_BOOTSTRAP": s.kafka_servers,
+            "FINPULSE_CLICKHOUSE_URL": f"http://{s.clickhouse_user}:{s.clickhouse_password}@127.0.0.1:"
+            f"{s.clickhouse_port}/{s.clickhouse_database}",
+        },
+    )
+    out = external.finpulse("init").stdout
+    assert "kafka       ready" in out and "clickhouse  ready" in out
+    report = json.loads(external.finpulse("status", "--json").stdout)
+    assert report["parts"]["kafka"]["note"] == "external cluster"
+    assert report["parts"]["clickhouse"]["note"] == "external server"
+    assert report["healthy"] is True
