@@ -189,7 +189,8 @@ class Settings(BaseSettings):
     )
     dashboard_sql_timeout_s: float = Field(30.0, gt=0, description="SQL explorer query timeout.")
     dashboard_stream_metrics_url: str | None = Field(
-        None, description="The stream worker's Prometheus /metrics URL, read for the pipeline-health page."
+        None,
+        description="Stream worker metrics read by the health page; unset = http://<stream_host>:<stream_port>/metrics.",
     )
 
     # --- alerts --------------------------------------------------------------------------------------------------

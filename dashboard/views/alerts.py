@@ -1,0 +1,278 @@
+"""Alerts: firing and recent alerts with acknowledge and silence, the rule list with an editor, a test-send per
+webhook target, and the delivery log. Reads and writes go through the alert part's store (alerts.store)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+from pydantic import ValidationError
+
+from alerts import store
+from alerts.rules import RULE_KINDS, Rule
+from alerts.targets import WebhookTarget
+from dashboard import auth, data
+
+SILENCE_FOR = {1: "1 hour", 4: "4 hours", 24: "24 hours", 168: "7 days"}
+NEW_RULE = "+ New rule"
+NEW_TARGET = "+ New target"
+SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+
+
+def render() -> None:
+    st.title("Alerts")
+    st.fragment(_live, run_every=data.refresh_s())()
+    rules_tab, targets_tab, log_tab = st.tabs(["Rules", "Webhook targets", "Delivery log"])
+    with rules_tab:
+        _rules()
+    with targets_tab:
+        _targets()
+    with log_tab:
+        st.fragment(_delivery_log, run_every=data.refresh_s())()
+
+
+def _who() -> str:
+    return auth.current_user() or "dashboard"
+
+
+def _live() -> None:
+    alerts = data.list_alerts(None, 200)
+    active = alerts[alerts["state"].isin(["firing", "acknowledged"])] if not alerts.empty else alerts
+    cols = st.columns(3)
+    cols[0].metric("Firing", int((alerts["state"] == "firing").sum()) if not alerts.empty else 0)
+    cols[1].metric("Acknowledged", int((alerts["state"] == "acknowledged").sum()) if not alerts.empty else 0)
+    cols[2].metric("Resolved (recent)", int((alerts["state"] == "resolved").sum()) if not alerts.empty else 0)
+    st.subheader("Firing now")
+    if active.empty:
+        st.success("No alert is firing. Rules are evaluated every few seconds by the alert engine.")
+    else:
+        st.dataframe(_alert_view(active), hide_index=True, width="stretch")
+        _actions(active)
+    st.subheader("Recent alerts")
+    if alerts.empty:
+        st.info("No alerts yet. Add a rule below (or in the rules file) and the alert engine will raise them here.")
+    else:
+        st.dataframe(_alert_view(alerts), hide_index=True, width="stretch", height=260)
+
+
+def _alert_view(df: pd.DataFrame) -> pd.DataFrame:
+    view = df.assign(severity=df["severity"].map(lambda s: f"{SEVERITY_ICON.get(s, '')} {s}"))
+    columns = ["started_at", "severity", "state", "rule_name", "group_value", "value", "threshold", "doc_count"]
+    return view[[*columns, "message", "acknowledged_by"]]
+
+
+def _actions(active: pd.DataFrame) -> None:
+    labels = {
+        row.id: f"{row.rule_name} · {row.group_value or 'all'} · {row.state} (since {row.started_at:%m-%d %H:%M})"
+        for row in active.itertuples()
+    }
+    with st.container(border=True):
+        alert_id = st.selectbox("Alert", list(labels), format_func=labels.get, key="alert_pick")
+        row = active[active["id"] == alert_id].iloc[0]
+        left, middle, right = st.columns(3)
+        if left.button("Acknowledge", disabled=row["state"] == "acknowledged"):
+            _write(lambda: store.acknowledge(data.settings(), alert_id, _who()), f"Acknowledged as {_who()}.")
+        hours = middle.selectbox("Silence for", list(SILENCE_FOR), format_func=SILENCE_FOR.get, key="silence_for")
+        until = datetime.now(UTC) + timedelta(hours=hours)
+        if middle.button("Silence this series"):
+            _write(
+                lambda: store.silence(data.settings(), str(row["fingerprint"]), until, _who()),
+                f"Notifications for this series are silenced until {until:%Y-%m-%d %H:%M} UTC.",
+            )
+        right.write("")
+        if right.button(f"Silence rule {row['rule_id']}"):
+            _write(
+                lambda: store.silence(data.settings(), str(row["rule_id"]), until, _who()),
+                f"Rule {row['rule_id']} is silenced until {until:%Y-%m-%d %H:%M} UTC.",
+            )
+        silences = data.list_silences()
+        if not silences.empty:
+            st.caption(
+                "Silences in force: "
+                + ", ".join(f"{s.target} until {s.until:%m-%d %H:%M}" for s in silences.itertuples())
+            )
+
+
+def _write(action, done: str) -> None:
+    try:
+        action()
+    except (LookupError, ValueError) as exc:
+        st.error(str(exc))
+        return
+    data.alerts_changed()
+    st.toast(done)
+
+
+# --- rules ------------------------------------------------------------------------------------------------------
+
+
+def _rules() -> None:
+    rules = data.list_rules()
+    if rules:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "kind": r.kind,
+                        "enabled": r.enabled,
+                        "severity": r.severity,
+                        "scope": r.scope.describe(),
+                        "group by": r.group_by,
+                        "window (min)": r.window_s // 60,
+                        "threshold": r.threshold,
+                        "origin": r.origin,
+                    }
+                    for r in rules
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.info("No rules yet: create one with the editor below.")
+    by_id = {r.id: r for r in rules}
+    picked = st.selectbox("Edit rule", [NEW_RULE, *by_id], key="rule_pick")
+    rule = by_id.get(picked)
+    targets = [t.name for t in data.list_targets()]
+    with st.form(f"rule_form_{picked}"):
+        left, right = st.columns(2)
+        name = left.text_input("Name", rule.name if rule else "")
+        kind = right.selectbox("Kind", RULE_KINDS, index=RULE_KINDS.index(rule.kind) if rule else 0)
+        severity = left.selectbox(
+            "Severity",
+            ["info", "warning", "critical"],
+            index=["info", "warning", "critical"].index(rule.severity) if rule else 1,
+        )
+        group_by = right.selectbox(
+            "One alert per",
+            ["none", "topic", "ticker", "source", "lang"],
+            index=["none", "topic", "ticker", "source", "lang"].index(rule.group_by) if rule else 0,
+        )
+        scope = rule.scope if rule else None
+        s1, s2, s3, s4 = st.columns(4)
+        topic = s1.text_input("Scope: topic", (scope.topic or "") if scope else "")
+        ticker = s2.text_input("Scope: ticker", (scope.ticker or "") if scope else "")
+        source = s3.text_input("Scope: source", (scope.source or "") if scope else "")
+        lang = s4.text_input("Scope: language", (scope.lang or "") if scope else "")
+        n1, n2, n3, n4 = st.columns(4)
+        window_min = n1.number_input("Window (min)", 1, 7 * 1440, (rule.window_s // 60) if rule else 15)
+        baseline_h = n2.number_input("Baseline (h)", 0.05, 90 * 24.0, (rule.baseline_s / 3600) if rule else 6.0)
+        threshold = n3.number_input("Threshold", value=float(rule.threshold) if rule else 0.5, format="%.3f")
+        min_volume = n4.number_input("Min. documents", 0, 1_000_000, rule.min_volume if rule else 10)
+        w1, w2 = st.columns(2)
+        watch_tickers = w1.text_input("Watch tickers (comma-separated)", ", ".join(rule.watch_tickers) if rule else "")
+        watch_keywords = w2.text_input(
+            "Watch keywords (comma-separated)", ", ".join(rule.watch_keywords) if rule else ""
+        )
+        chosen_targets = st.multiselect(
+            "Send to (none = every target)",
+            targets,
+            default=[t for t in (rule.targets if rule else []) if t in targets],
+        )
+        enabled = st.checkbox("Enabled", rule.enabled if rule else True)
+        description = st.text_area("Description", rule.description if rule else "", height=68)
+        submitted = st.form_submit_button("Save rule", type="primary")
+    if submitted:
+        fields = {
+            "id": rule.id if rule else "",
+            "name": name,
+            "kind": kind,
+            "enabled": enabled,
+            "severity": severity,
+            "description": description,
+            "scope": {"topic": topic, "ticker": ticker, "source": source, "lang": lang},
+            "group_by": group_by,
+            "window_s": int(window_min) * 60,
+            "baseline_s": round(baseline_h * 3600),
+            "threshold": threshold,
+            "min_volume": int(min_volume),
+            "watch_tickers": _split(watch_tickers),
+            "watch_keywords": _split(watch_keywords),
+            "targets": chosen_targets,
+        }
+        if rule:
+            fields |= {"metric": rule.metric, "pending_s": rule.pending_s, "cooldown_s": rule.cooldown_s}
+        try:
+            saved = store.save_rule(data.settings(), Rule.model_validate(fields), client=data.client())
+        except ValidationError as exc:
+            st.error("The rule is not valid: " + "; ".join(_messages(exc)))
+        else:
+            data.alerts_changed()
+            st.success(f"Saved rule {saved.id}.")
+    if rule and st.button(f"Delete rule {rule.id}"):
+        store.delete_rule(data.settings(), rule.id, client=data.client())
+        data.alerts_changed()
+        st.rerun()
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        out.append(f"{where}: {message}" if where else message)
+    return out
+
+
+# --- targets and deliveries ---------------------------------------------------------------------------------------
+
+
+def _targets() -> None:
+    targets = data.list_targets()
+    if not targets:
+        st.info("No webhook targets yet: add one below, then press its Test send.")
+    for target in targets:
+        with st.container(border=True):
+            left, right = st.columns([4, 1])
+            state = "enabled" if target.enabled else "disabled"
+            left.markdown(f"**{target.name}** · {target.format} · {state}  \n`{target.url}`")
+            if right.button("Test send", key=f"test_{target.name}"):
+                with st.spinner(f"Sending a test alert to {target.name}..."):
+                    result = store.test_send(data.settings(), target.name, client=data.client())
+                data.alerts_changed()
+                detail = f"HTTP {result.http_status}" if result.http_status else "no response"
+                if result.status == "delivered":
+                    left.success(f"Delivered to {target.name}: {detail} in {result.latency_ms} ms.")
+                else:
+                    left.error(f"Test send to {target.name} failed ({detail}): {result.error}")
+    with st.expander("Add or edit a target"):
+        by_name = {t.name: t for t in targets}
+        picked = st.selectbox("Target", [NEW_TARGET, *by_name], key="target_pick")
+        target = by_name.get(picked)
+        with st.form(f"target_form_{picked}"):
+            name = st.text_input("Name", target.name if target else "")
+            url = st.text_input("URL", target.url if target else "https://")
+            fmt = st.selectbox(
+                "Format",
+                ["generic", "slack", "alertmanager"],
+                index=["generic", "slack", "alertmanager"].index(target.format) if target else 0,
+            )
+            secret = st.text_input("Signing secret (blank keeps the stored one)", type="password")
+            enabled = st.checkbox("Enabled", target.enabled if target else True)
+            submitted = st.form_submit_button("Save target")
+        if submitted:
+            try:
+                model = WebhookTarget(name=name, url=url, format=fmt, secret=secret or None, enabled=enabled)
+                store.save_target(data.settings(), model, client=data.client())
+            except ValidationError as exc:
+                st.error("The target is not valid: " + "; ".join(_messages(exc)))
+            else:
+                data.alerts_changed()
+                st.success(f"Saved target {name}.")
+
+
+def _delivery_log() -> None:
+    log = data.list_deliveries(200)
+    if log.empty:
+        st.info("No deliveries yet. Alerts are delivered to webhook targets when they fire; Test send adds one here.")
+        return
+    st.dataframe(log, hide_index=True, width="stretch", height=320)
+    counts = log["status"].value_counts()
+    st.caption(" · ".join(f"{status}: {n}" for status, n in counts.items()))

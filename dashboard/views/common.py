@@ -1,0 +1,77 @@
+"""Small rendering helpers the pages share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+RANGES_H = {1: "last hour", 6: "last 6 hours", 24: "last 24 hours", 72: "last 3 days", 168: "last 7 days"}
+# A bucket per range that gives 40-100 points: enough shape, still readable.
+BUCKETS_MIN = {1: 1, 6: 5, 24: 15, 72: 60, 168: 120}
+
+NO_DATA = (
+    "No classified documents in this time range yet. Start the pipeline with `finpulse up` (it runs the scenario "
+    "generator when no sources are configured), or pick a longer time range."
+)
+
+DOC_COLUMNS = {
+    "published_at": st.column_config.DatetimeColumn("published (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "classified_at": None,
+    "id": None,
+    "body": None,
+    "kind": None,
+    "model_version": None,
+    "topic_score": st.column_config.NumberColumn("topic score", format="%.2f"),
+    "sentiment_score": st.column_config.NumberColumn("score", format="%+.2f", help="P(positive) - P(negative)"),
+    "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.2f"),
+    "tickers": st.column_config.ListColumn("tickers"),
+    "title": st.column_config.TextColumn("title", width="large"),
+    "url": st.column_config.LinkColumn("link", display_text="open"),
+}
+DOC_ORDER = [
+    "published_at",
+    "title",
+    "topic",
+    "sentiment",
+    "sentiment_score",
+    "confidence",
+    "tickers",
+    "source",
+    "lang",
+    "topic_score",
+    "url",
+]
+
+
+def time_range(label: str = "Time range", key: str = "hours", default: int = 24) -> tuple[int, int]:
+    """A time-range picker; returns (hours, bucket minutes)."""
+    hours = st.selectbox(label, list(RANGES_H), index=list(RANGES_H).index(default), format_func=RANGES_H.get, key=key)
+    return hours, BUCKETS_MIN[hours]
+
+
+def updated_caption(refresh_s: float) -> None:
+    st.caption(f"Updated {datetime.now(UTC):%H:%M:%S} UTC · refreshes every {refresh_s:g} s")
+
+
+def documents_table(df: pd.DataFrame, *, key: str, height: int | None = None) -> None:
+    """Documents as a table with readable columns (newest first, confidence as a bar, links clickable)."""
+    columns = [c for c in DOC_ORDER if c in df.columns]
+    st.dataframe(
+        df,
+        column_order=columns,
+        column_config=DOC_COLUMNS,
+        hide_index=True,
+        width="stretch",
+        height=height or "auto",
+        key=key,
+    )
+
+
+def to_utc(value: object) -> pd.Timestamp:
+    """A temporal value from a chart selection (epoch milliseconds or text) as a UTC timestamp."""
+    if isinstance(value, int | float):
+        return pd.Timestamp(value, unit="ms", tz="UTC")
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -1,0 +1,43 @@
+"""Live feed: the newest classified items, filtered by topic, sentiment, ticker, source, language, confidence."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.views.common import RANGES_H, documents_table, updated_caption
+
+SENTIMENTS = ["negative", "neutral", "positive"]
+
+
+def render() -> None:
+    st.title("Live feed")
+    options = data.filter_options()
+    row1 = st.columns(3)
+    topics = row1[0].multiselect("Topic", options["topic"], placeholder="All topics")
+    sentiments = row1[1].multiselect("Sentiment", SENTIMENTS, placeholder="All sentiments")
+    tickers = row1[2].multiselect("Ticker", options["ticker"], placeholder="All tickers")
+    row2 = st.columns(4)
+    sources = row2[0].multiselect("Source", options["source"], placeholder="All sources")
+    langs = row2[1].multiselect("Language", options["lang"], placeholder="All languages")
+    min_confidence = row2[2].slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05)
+    limit = row2[3].selectbox("Items", [50, 100, 250, 500], index=1)
+    filters = (tuple(topics), tuple(sentiments), tuple(sources), tuple(langs), tuple(tickers), min_confidence, limit)
+    st.fragment(_live, run_every=data.refresh_s())(filters)
+
+
+def _live(filters: tuple) -> None:
+    hours = max(RANGES_H)
+    items = data.latest_documents(hours, *filters)
+    if items.empty:
+        st.info(
+            "No classified items match these filters in the last 7 days. Clear a filter or lower the minimum "
+            "confidence; if the feed stays empty, start the pipeline with `finpulse up`."
+        )
+        return
+    left, right = st.columns([3, 1])
+    left.markdown(f"**{len(items)} newest items** (by classification time)")
+    with right:
+        st.altair_chart(charts.sentiment_mix(items), width="stretch")
+    documents_table(items, key="feed_table", height=560)
+    updated_caption(data.refresh_s())

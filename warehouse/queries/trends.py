@@ -1,0 +1,430 @@
+"""Trend, drill-down, feed and pipeline-health queries shared by the dashboard and the alert engine.
+
+Every query is a constant SQL text with server-side parameters (``{name:Type}``): nothing a user types is ever
+spliced into SQL. Counts are dedup-safe (DESIGN: at-least-once delivery, exactly-once results): aggregates read
+the per-minute rollup's uniqExact states where topic/sentiment/source/ticker suffice, and everything else reads
+``documents_latest`` or counts ``uniqExact(id)``.
+
+Times are passed as Unix seconds (``toDateTime({end:UInt32}, 'UTC')``) so no datetime formatting or time zone
+can differ between client and server; ``end=None`` means now.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+SENTIMENT_CONFIDENCE_SQL = "if(empty(sentiment_probs), NULL, arrayMax(mapValues(sentiment_probs)))"
+"""A document's confidence: the probability of the sentiment label the model chose (its largest probability)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end) in Unix seconds."""
+
+    start: int
+    end: int
+
+    @classmethod
+    def last(cls, minutes: float, end: datetime | float | None = None) -> Window:
+        stop = _epoch(end)
+        return cls(stop - round(minutes * 60), stop)
+
+    def params(self) -> dict[str, int]:
+        return {"start": self.start, "end": self.end}
+
+
+def _epoch(value: datetime | float | None) -> int:
+    if value is None:
+        # The next whole minute, so the current (partial) minute's rollup rows are inside the window.
+        return (int(time.time()) // 60 + 1) * 60
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    return int(value)
+
+
+def _df(client: Any, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+    return client.query_df(sql, parameters=params)
+
+
+# --- rollup-based trends --------------------------------------------------------------------------------------
+
+# Merging the uniqExact states over ticker and source counts a multi-ticker document once per (minute, topic,
+# sentiment); summing those over minutes/topics is then exact, because a document has one minute and one topic.
+_ROLLUP_BY_TOPIC = """
+SELECT minute, topic, sentiment, uniqExactMerge(docs) AS n
+FROM documents_minutely
+WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
+  AND (empty({topics:Array(String)}) OR has({topics:Array(String)}, topic))
+GROUP BY minute, topic, sentiment
+"""
+
+VOLUME_SENTIMENT_SQL = f"""
+SELECT
+    toStartOfInterval(minute, toIntervalMinute({{bucket:UInt32}})) AS bucket,
+    if(topic = '', '(unclassified)', topic) AS topic,
+    sum(n) AS docs,
+    sumIf(n, sentiment = 'negative') AS negative,
+    sumIf(n, sentiment = 'positive') AS positive,
+    if(sumIf(n, sentiment != '') = 0, NULL, (positive - negative) / sumIf(n, sentiment != '')) AS sentiment_index
+FROM ({_ROLLUP_BY_TOPIC})
+GROUP BY bucket, topic
+ORDER BY bucket, topic
+"""
+
+
+def volume_sentiment(
+    client: Any,
+    *,
+    hours: float = 24,
+    bucket_minutes: int = 5,
+    topics: Sequence[str] = (),
+    end: datetime | float | None = None,
+) -> pd.DataFrame:
+    """Per time bucket and topic: docs, negative, positive and the sentiment index (pos - neg) / labelled docs."""
+    params = Window.last(hours * 60, end).params() | {"bucket": bucket_minutes, "topics": list(topics)}
+    return _df(client, VOLUME_SENTIMENT_SQL, params)
+
+
+WINDOW_VS_BASELINE_SQL = """
+SELECT
+    topic,
+    uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC')) AS window_docs,
+    uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC') AND sentiment = 'negative') AS window_negative,
+    uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC') AND sentiment = 'positive') AS window_positive,
+    uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC')) AS baseline_docs,
+    uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC') AND sentiment = 'negative') AS baseline_negative,
+    uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC') AND sentiment = 'positive') AS baseline_positive
+FROM documents_minutely
+WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC') AND topic != ''
+GROUP BY topic
+"""
+
+
+def window_vs_baseline(
+    client: Any, *, window_minutes: int = 60, baseline_hours: float = 24, end: datetime | float | None = None
+) -> pd.DataFrame:
+    """Per topic: the current window against the baseline before it, scaled to the window's length.
+
+    Columns: topic, window_docs, baseline_docs_per_window, volume_ratio, window_negative_share,
+    baseline_negative_share, negative_share_change, window_index, baseline_index.
+    """
+    stop = _epoch(end)
+    split = stop - window_minutes * 60
+    start = split - round(baseline_hours * 3600)
+    raw = _df(client, WINDOW_VS_BASELINE_SQL, {"start": start, "split": split, "end": stop})
+    return _compare(raw, window_minutes / (baseline_hours * 60), key="topic")
+
+
+def _compare(raw: pd.DataFrame, scale: float, *, key: str) -> pd.DataFrame:
+    """Shares, indices and ratios for rows of window_* / baseline_* counts (scale = window / baseline length)."""
+    columns = [
+        key,
+        "window_docs",
+        "baseline_docs_per_window",
+        "volume_ratio",
+        "window_negative_share",
+        "baseline_negative_share",
+        "negative_share_change",
+        "window_index",
+        "baseline_index",
+    ]
+    if raw.empty:
+        return pd.DataFrame(columns=columns)
+    out = pd.DataFrame({key: raw[key]})
+    raw = raw.astype({c: float for c in raw.columns if c != key})  # UInt64 differences would wrap around
+    window = raw["window_docs"]
+    baseline = raw["baseline_docs"]
+    out["window_docs"] = raw["window_docs"].astype(int)
+    out["baseline_docs_per_window"] = baseline * scale
+    out["volume_ratio"] = (window / out["baseline_docs_per_window"]).where(out["baseline_docs_per_window"] > 0)
+    out["window_negative_share"] = (raw["window_negative"] / window).where(window > 0)
+    out["baseline_negative_share"] = (raw["baseline_negative"] / baseline).where(baseline > 0)
+    out["negative_share_change"] = out["window_negative_share"] - out["baseline_negative_share"]
+    out["window_index"] = ((raw["window_positive"] - raw["window_negative"]) / window).where(window > 0)
+    out["baseline_index"] = ((raw["baseline_positive"] - raw["baseline_negative"]) / baseline).where(baseline > 0)
+    return out[columns].reset_index(drop=True)
+
+
+TOPIC_HEATMAP_SQL = f"""
+SELECT
+    toStartOfInterval(minute, toIntervalMinute({{bucket:UInt32}})) AS bucket,
+    topic,
+    sum(n) AS docs,
+    sumIf(n, sentiment = 'negative') AS negative,
+    negative / docs AS negative_share
+FROM ({_ROLLUP_BY_TOPIC})
+WHERE topic != ''
+GROUP BY bucket, topic
+ORDER BY bucket, topic
+"""
+
+
+def topic_heatmap(
+    client: Any, *, hours: float = 24, bucket_minutes: int = 30, end: datetime | float | None = None
+) -> pd.DataFrame:
+    """Per time bucket and topic: docs, negative docs and the negative share (cells of a topic-by-time heatmap)."""
+    params = Window.last(hours * 60, end).params() | {"bucket": bucket_minutes, "topics": []}
+    return _df(client, TOPIC_HEATMAP_SQL, params)
+
+
+TICKER_SHIFT_SQL = """
+SELECT ticker, window_docs, window_negative, window_positive, baseline_docs, baseline_negative, baseline_positive
+FROM (
+    SELECT
+        ticker,
+        uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC')) AS window_docs,
+        uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC') AND sentiment = 'negative')
+            AS window_negative,
+        uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC') AND sentiment = 'positive')
+            AS window_positive,
+        uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC')) AS baseline_docs,
+        uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC') AND sentiment = 'negative')
+            AS baseline_negative,
+        uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC') AND sentiment = 'positive')
+            AS baseline_positive
+    FROM documents_minutely
+    WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
+      AND ticker != '' AND sentiment != ''
+    GROUP BY ticker
+)
+WHERE window_docs >= {min_docs:UInt32}
+"""
+
+
+def ticker_shift(
+    client: Any,
+    *,
+    window_minutes: int = 60,
+    baseline_hours: float = 24,
+    min_docs: int = 3,
+    limit: int = 25,
+    end: datetime | float | None = None,
+) -> pd.DataFrame:
+    """Tickers with at least ``min_docs`` labelled docs in the window, ranked by the rise of their negative share
+    over their own baseline (a ticker without baseline ranks by its window share)."""
+    stop = _epoch(end)
+    split = stop - window_minutes * 60
+    start = split - round(baseline_hours * 3600)
+    raw = _df(client, TICKER_SHIFT_SQL, {"start": start, "split": split, "end": stop, "min_docs": min_docs})
+    out = _compare(raw, window_minutes / (baseline_hours * 60), key="ticker")
+    if out.empty:
+        return out
+    rank = out["negative_share_change"].fillna(out["window_negative_share"])
+    order = rank.sort_values(ascending=False, kind="stable").index
+    return out.loc[order].head(limit).reset_index(drop=True)
+
+
+# --- documents: drill-down and live feed ----------------------------------------------------------------------
+
+_DOC_COLUMNS = f"""
+    id, published_at, classified_at, source, kind, lang, topic, sentiment, sentiment_score,
+    {SENTIMENT_CONFIDENCE_SQL} AS confidence, topic_score, tickers, title,
+    substring(body, 1, 280) AS body, url, model_version
+"""
+
+_DOC_FILTERS = """
+      AND (empty({topics:Array(String)}) OR has({topics:Array(String)}, ifNull(topic, '')))
+      AND (empty({sentiments:Array(String)}) OR has({sentiments:Array(String)}, ifNull(sentiment, '')))
+      AND (empty({sources:Array(String)}) OR has({sources:Array(String)}, source))
+      AND (empty({langs:Array(String)}) OR has({langs:Array(String)}, lang))
+      AND (empty({tickers:Array(String)}) OR hasAny(tickers, {tickers:Array(String)}))
+      AND ({min_confidence:Float64} <= 0 OR ifNull(confidence, 0) >= {min_confidence:Float64})
+"""
+
+DRILLDOWN_SQL = f"""
+SELECT {_DOC_COLUMNS}
+FROM documents_latest
+WHERE published_at >= toDateTime({{start:UInt32}}, 'UTC') AND published_at < toDateTime({{end:UInt32}}, 'UTC')
+{_DOC_FILTERS}
+ORDER BY published_at DESC, id
+LIMIT {{limit:UInt32}}
+"""
+
+FEED_SQL = f"""
+SELECT {_DOC_COLUMNS}
+FROM documents_latest
+WHERE published_at >= toDateTime({{start:UInt32}}, 'UTC')
+{_DOC_FILTERS}
+ORDER BY classified_at DESC, id
+LIMIT {{limit:UInt32}}
+"""
+
+
+def _filters(
+    topics: Sequence[str],
+    sentiments: Sequence[str],
+    sources: Sequence[str],
+    langs: Sequence[str],
+    tickers: Sequence[str],
+    min_confidence: float,
+) -> dict[str, Any]:
+    return {
+        "topics": list(topics),
+        "sentiments": list(sentiments),
+        "sources": list(sources),
+        "langs": list(langs),
+        "tickers": [t.upper() for t in tickers],
+        "min_confidence": float(min_confidence),
+    }
+
+
+def drilldown(
+    client: Any,
+    *,
+    start: datetime | float,
+    end: datetime | float,
+    topics: Sequence[str] = (),
+    sentiments: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    langs: Sequence[str] = (),
+    tickers: Sequence[str] = (),
+    min_confidence: float = 0.0,
+    limit: int = 200,
+) -> pd.DataFrame:
+    """The documents behind a chart point: published in [start, end), matching every filter given, newest first."""
+    params = {"start": _epoch(start), "end": _epoch(end), "limit": limit}
+    params |= _filters(topics, sentiments, sources, langs, tickers, min_confidence)
+    return _df(client, DRILLDOWN_SQL, params)
+
+
+def latest_documents(
+    client: Any,
+    *,
+    hours: float = 24,
+    topics: Sequence[str] = (),
+    sentiments: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    langs: Sequence[str] = (),
+    tickers: Sequence[str] = (),
+    min_confidence: float = 0.0,
+    limit: int = 100,
+) -> pd.DataFrame:
+    """The newest classified documents (by classified_at) published in the last ``hours``, filtered."""
+    params = {"start": _epoch(None) - round(hours * 3600), "limit": limit}
+    params |= _filters(topics, sentiments, sources, langs, tickers, min_confidence)
+    return _df(client, FEED_SQL, params)
+
+
+FILTER_OPTIONS_SQL = """
+SELECT 'topic' AS field, topic AS value, uniqExactMerge(docs) AS docs FROM documents_minutely
+WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND topic != '' GROUP BY topic
+UNION ALL
+SELECT 'source', source, uniqExactMerge(docs) FROM documents_minutely
+WHERE minute >= toDateTime({start:UInt32}, 'UTC') GROUP BY source
+UNION ALL
+SELECT 'ticker', ticker, uniqExactMerge(docs) FROM documents_minutely
+WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND ticker != '' GROUP BY ticker
+UNION ALL
+SELECT 'lang', lang, uniqExact(id) FROM documents
+WHERE published_at >= toDateTime({start:UInt32}, 'UTC') GROUP BY lang
+"""
+
+
+def filter_options(client: Any, *, hours: float = 24 * 7, max_tickers: int = 500) -> dict[str, list[str]]:
+    """Values seen in the last ``hours`` for each filter (topic, source, ticker, lang), most frequent first."""
+    df = _df(client, FILTER_OPTIONS_SQL, {"start": _epoch(None) - round(hours * 3600)})
+    out: dict[str, list[str]] = {"topic": [], "source": [], "ticker": [], "lang": []}
+    for field, group in df.sort_values(["docs", "value"], ascending=[False, True]).groupby("field", sort=False):
+        out[str(field)] = [str(v) for v in group["value"]]
+    out["ticker"] = out["ticker"][:max_tickers]
+    return out
+
+
+# --- pipeline health ------------------------------------------------------------------------------------------
+
+THROUGHPUT_SQL = """
+SELECT
+    toStartOfInterval(classified_at, toIntervalMinute({bucket:UInt32})) AS bucket,
+    uniqExact(id) AS docs,
+    uniqExact(id) / ({bucket:UInt32} * 60) AS docs_per_s,
+    quantile(0.5)(dateDiff('millisecond', ingested_at, classified_at)) / 1000 AS latency_p50_s,
+    quantile(0.95)(dateDiff('millisecond', ingested_at, classified_at)) / 1000 AS latency_p95_s
+FROM documents
+WHERE classified_at >= toDateTime({start:UInt32}, 'UTC') AND classified_at < toDateTime({end:UInt32}, 'UTC')
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+
+def throughput(
+    client: Any, *, hours: float = 6, bucket_minutes: int = 5, end: datetime | float | None = None
+) -> pd.DataFrame:
+    """Classified documents per bucket of classified_at, docs/s, and ingest-to-classified latency p50/p95."""
+    params = Window.last(hours * 60, end).params() | {"bucket": bucket_minutes}
+    return _df(client, THROUGHPUT_SQL, params)
+
+
+CONFIDENCE_SQL = f"""
+SELECT
+    toStartOfInterval(at, toIntervalMinute({{bucket:UInt32}})) AS bucket,
+    count() AS docs,
+    quantile(0.1)(confidence) AS p10,
+    quantile(0.5)(confidence) AS p50,
+    quantile(0.9)(confidence) AS p90,
+    countIf(confidence < {{low:Float64}}) / count() AS low_share
+FROM (
+    SELECT id, any(classified_at) AS at, any({SENTIMENT_CONFIDENCE_SQL}) AS confidence
+    FROM documents
+    WHERE classified_at >= toDateTime({{start:UInt32}}, 'UTC') AND classified_at < toDateTime({{end:UInt32}}, 'UTC')
+      AND NOT empty(sentiment_probs)
+    GROUP BY id
+)
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+
+def confidence_over_time(
+    client: Any,
+    *,
+    hours: float = 24,
+    bucket_minutes: int = 30,
+    low: float = 0.6,
+    end: datetime | float | None = None,
+) -> pd.DataFrame:
+    """Per bucket: the p10/p50/p90 of sentiment confidence and the share below ``low`` - a drift signal."""
+    params = Window.last(hours * 60, end).params() | {"bucket": bucket_minutes, "low": low}
+    return _df(client, CONFIDENCE_SQL, params)
+
+
+MODEL_VERSIONS_SQL = """
+SELECT model_version, uniqExact(id) AS docs, min(classified_at) AS first_seen, max(classified_at) AS last_seen
+FROM documents
+WHERE classified_at >= toDateTime({start:UInt32}, 'UTC')
+GROUP BY model_version
+ORDER BY last_seen DESC
+"""
+
+
+def model_versions(client: Any, *, hours: float = 24) -> pd.DataFrame:
+    """Model versions that classified documents in the last ``hours``, newest first."""
+    return _df(client, MODEL_VERSIONS_SQL, {"start": _epoch(None) - round(hours * 3600)})
+
+
+FRESHNESS_SQL = """
+SELECT
+    count() AS stored_rows,
+    uniqExactIf(id, classified_at >= toDateTime({since:UInt32}, 'UTC')) AS docs_last_hour,
+    max(classified_at) AS last_classified_at,
+    max(published_at) AS last_published_at
+FROM documents
+WHERE classified_at >= toDateTime({start:UInt32}, 'UTC')
+"""
+
+
+def freshness(client: Any, *, hours: float = 24) -> dict[str, Any]:
+    """docs_last_hour and the newest classified_at / published_at of the last ``hours`` (None when none)."""
+    now = _epoch(None)
+    row = _df(client, FRESHNESS_SQL, {"start": now - round(hours * 3600), "since": now - 3600}).iloc[0]
+    seen = int(row["stored_rows"]) > 0  # max() over no rows is the epoch, not NULL
+    return {
+        "docs_last_hour": int(row["docs_last_hour"]),
+        "last_classified_at": row["last_classified_at"] if seen else None,
+        "last_published_at": row["last_published_at"] if seen else None,
+    }
