@@ -175,7 +175,7 @@ class BatchRunner:
 
     async def _timed(self, sink: str, op: Callable[[], Awaitable[Any]]) -> Any:
         """Run one sink write, retrying while the sink is unavailable (the only error known to be safe to retry)."""
-        delay = _FIRST_RETRY_S
+        delay = min(_FIRST_RETRY_S, self.settings.stream_retry_max_s)
         while True:
             started = time.perf_counter()
             try:

@@ -1,0 +1,69 @@
+"""Decoding, language gating and the ClickHouse row shape of a micro-batch."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from finpulse.contracts import SCHEMA_VERSION
+from stream.batch import COLUMNS, Incoming, classify, decode, row
+from tests.unit.stream.fakes import FakeEngine, raw
+
+MIGRATION = Path(__file__).resolve().parents[3] / "warehouse" / "migrations" / "0001_documents.sql"
+
+
+def _msg(value: bytes | None, offset: int = 0) -> Incoming:
+    return Incoming(b"k", value, "finpulse.raw", 3, offset)
+
+
+def test_decode_keeps_valid_documents_with_their_messages_and_rejects_the_rest() -> None:
+    wrong_version = json.loads(raw(1))
+    wrong_version["schema_version"] = SCHEMA_VERSION + 98
+    huge = json.loads(raw(2))
+    huge["body"] = "x" * 10_000_000
+    messages = [
+        _msg(raw(0), 0),
+        _msg(b"not json {", 1),
+        _msg(json.dumps(wrong_version).encode(), 2),
+        _msg(json.dumps(huge).encode(), 3),
+        _msg(None, 4),
+        _msg(raw(5), 5),
+    ]
+    decoded = decode(messages)
+    assert [d.title for d in decoded.docs] == ["Acme beats estimates 0", "Acme beats estimates 5"]
+    assert [m.offset for m in decoded.sources] == [0, 5]
+    by_offset = {r.message.offset: r for r in decoded.rejects}
+    assert sorted(by_offset) == [1, 2, 3, 4]
+    assert "not JSON" in by_offset[1].reason
+    assert by_offset[2].field == "schema_version" and "99" in by_offset[2].reason
+    assert by_offset[3].field == "body"
+    assert by_offset[3].message.value == messages[3].value  # the original bytes, untouched
+    headers = dict(by_offset[2].headers())
+    assert headers["finpulse-dlq-field"] == b"schema_version"
+    assert headers["finpulse-source-partition"] == b"3" and headers["finpulse-source-offset"] == b"2"
+
+
+def test_unsupported_language_is_stored_unlabeled_never_mislabeled() -> None:
+    engine = FakeEngine("m@7", languages=("en",))
+    docs = decode([_msg(raw(0, "en")), _msg(raw(1, "de")), _msg(raw(2, "und")), _msg(raw(3, "en-GB"))]).docs
+    out = classify(engine, docs)
+    assert [d.lang for d in out] == ["en", "de", "und", "en-GB"]
+    assert [d.sentiment for d in out] == ["positive", None, "positive", "positive"]
+    german = out[1]
+    assert german.topic is None and german.topic_score is None and german.sentiment_score is None
+    assert german.topic_probs == {} and german.sentiment_probs == {}
+    assert {d.model_version for d in out} == {"m@7"}
+    assert len(engine.seen) == 3  # the German text never reached the model
+
+
+def test_rows_match_the_documents_table() -> None:
+    sql = MIGRATION.read_text()
+    body = sql[sql.index("(") + 1 : sql.index("ENGINE")]
+    table_columns = re.findall(r"^\s{4}(\w+)\s", body, flags=re.M)
+    assert list(COLUMNS) == table_columns
+    doc = classify(FakeEngine(), decode([_msg(raw(0))]).docs)[0]
+    values = dict(zip(COLUMNS, row(doc), strict=True))
+    assert values["id"] == doc.id and values["model_version"] == "fake@1"
+    assert values["sentiment_probs"]["positive"] == 0.85 and json.loads(values["meta"]) == {}
+    assert values["published_at"].tzinfo is not None
