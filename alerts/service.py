@@ -8,6 +8,7 @@ through :func:`service_spec`.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from functools import partial
@@ -26,6 +27,15 @@ from finpulse.stack.supervisor import ServiceSpec
 log = logging.getLogger(__name__)
 
 DISPATCH_INTERVAL_S = 1.0
+
+
+class _Stopped(Exception):
+    """Raised by our signal handler: uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, and the default
+    handler would then kill the process before the loops finish their step (exit code -15 instead of 0)."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
 
 
 def endpoint(settings: Settings) -> str:
@@ -142,7 +152,11 @@ class AlertService:
                 access_log=False,
             )
         )
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _raise_stopped)
         try:
             server.run()
+        except _Stopped as stop:
+            log.info("stopping on signal", extra={"signal": signal.Signals(stop.args[0]).name})
         finally:
             self.stop()
