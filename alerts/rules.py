@@ -82,7 +82,9 @@ class Rule(BaseModel):
     window_s: int = Field(900, ge=60, le=7 * 86_400, description="Evaluation window (whole minutes).")
     baseline_s: int = Field(6 * 3_600, ge=120, le=90 * 86_400, description="Trailing baseline before the window.")
     threshold: float = Field(0.5, description="See the class docstring; its meaning depends on the kind.")
-    min_volume: int = Field(10, ge=0, description="Fewer documents in the window (or baseline) never fire.")
+    min_volume: int = Field(
+        10, ge=0, description="Fewer documents in the window (or baseline) never fire; watchlists ignore it."
+    )
     metric: Literal["count", "share"] = Field("count", description="surge only: z-score of the count or share.")
     watch_tickers: list[str] = Field(default_factory=list, max_length=500)
     watch_keywords: list[str] = Field(default_factory=list, max_length=500)

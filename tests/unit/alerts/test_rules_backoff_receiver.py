@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import ValidationError
-from starlette.testclient import TestClient
 
 from alerts.config import load_file
 from alerts.dispatcher import backoff_s
@@ -73,12 +74,23 @@ def test_mean_std() -> None:
 
 def test_receiver_verifies_fails_first_and_flags_duplicates() -> None:
     state = ReceiverState(secret="k", fail_first=1)
-    client = TestClient(build_app(state))
     body = b'{"event":"firing"}'
     headers = {"X-FinPulse-Signature": sign("k", body), "Idempotency-Key": "d1", "X-FinPulse-Event": "firing"}
-    assert client.post("/hook", content=body, headers=headers).status_code == 500
-    assert client.post("/hook", content=body, headers=headers).json() == {"ok": True, "duplicate": False}
-    assert client.post("/hook", content=body, headers=headers).json()["duplicate"] is True
     bad = {**headers, "X-FinPulse-Signature": sign("wrong", body)}
-    assert client.post("/hook", content=body, headers=bad).status_code == 401
+
+    async def exchange() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=build_app(state))
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+            return [await client.post("/hook", content=body, headers=h) for h in (headers, headers, headers, bad)]
+
+    failed, first, again, forged = asyncio.run(exchange())
+    assert failed.status_code == 500
+    assert first.json() == {"ok": True, "duplicate": False} and again.json()["duplicate"] is True
+    assert forged.status_code == 401
     assert len(state.received) == 2 and len(state.rejected) == 1
+
+
+def test_example_rules_file_is_valid() -> None:
+    rules, targets = load_file(Path(__file__).resolve().parents[3] / "alerts" / "rules.example.toml")
+    assert sorted({r.kind for r in rules}) == ["negative_share", "sentiment_drop", "surge", "volume_spike", "watchlist"]
+    assert {t.name for t in targets} >= set(rules[1].targets)
