@@ -17,7 +17,6 @@ from dashboard import auth, data
 SILENCE_FOR = {1: "1 hour", 4: "4 hours", 24: "24 hours", 168: "7 days"}
 NEW_RULE = "+ New rule"
 NEW_TARGET = "+ New target"
-SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 
 
 def render() -> None:
@@ -47,19 +46,31 @@ def _live() -> None:
     if active.empty:
         st.success("No alert is firing. Rules are evaluated every few seconds by the alert engine.")
     else:
-        st.dataframe(_alert_view(active), hide_index=True, width="stretch")
+        _alert_table(active)
         _actions(active)
     st.subheader("Recent alerts")
     if alerts.empty:
         st.info("No alerts yet. Add a rule below (or in the rules file) and the alert engine will raise them here.")
     else:
-        st.dataframe(_alert_view(alerts), hide_index=True, width="stretch", height=260)
+        _alert_table(alerts)
 
 
-def _alert_view(df: pd.DataFrame) -> pd.DataFrame:
-    view = df.assign(severity=df["severity"].map(lambda s: f"{SEVERITY_ICON.get(s, '')} {s}"))
-    columns = ["started_at", "severity", "state", "rule_name", "group_value", "value", "threshold", "doc_count"]
-    return view[[*columns, "message", "acknowledged_by"]]
+ALERT_COLUMNS = {
+    "started_at": st.column_config.DatetimeColumn("since (UTC)", format="MM-DD HH:mm"),
+    "severity": st.column_config.TextColumn("severity"),
+    "state": st.column_config.TextColumn("state", width="small"),
+    "rule_name": st.column_config.TextColumn("rule"),
+    "group_value": st.column_config.TextColumn("group"),
+    "value": st.column_config.NumberColumn("value", format="%.3g"),
+    "threshold": st.column_config.NumberColumn("threshold", format="%.3g"),
+    "doc_count": st.column_config.NumberColumn("docs"),
+    "message": st.column_config.TextColumn("message", width="large"),
+    "acknowledged_by": st.column_config.TextColumn("acknowledged by"),
+}
+
+
+def _alert_table(df: pd.DataFrame) -> None:
+    st.dataframe(df, column_order=list(ALERT_COLUMNS), column_config=ALERT_COLUMNS, hide_index=True, width="stretch")
 
 
 def _actions(active: pd.DataFrame) -> None:
@@ -70,17 +81,18 @@ def _actions(active: pd.DataFrame) -> None:
     with st.container(border=True):
         alert_id = st.selectbox("Alert", list(labels), format_func=labels.get, key="alert_pick")
         row = active[active["id"] == alert_id].iloc[0]
+        hours = st.selectbox(
+            "Silence notifications for", list(SILENCE_FOR), format_func=SILENCE_FOR.get, key="silence_for"
+        )
+        until = datetime.now(UTC) + timedelta(hours=hours)
         left, middle, right = st.columns(3)
         if left.button("Acknowledge", disabled=row["state"] == "acknowledged"):
             _write(lambda: store.acknowledge(data.settings(), alert_id, _who()), f"Acknowledged as {_who()}.")
-        hours = middle.selectbox("Silence for", list(SILENCE_FOR), format_func=SILENCE_FOR.get, key="silence_for")
-        until = datetime.now(UTC) + timedelta(hours=hours)
         if middle.button("Silence this series"):
             _write(
                 lambda: store.silence(data.settings(), str(row["fingerprint"]), until, _who()),
                 f"Notifications for this series are silenced until {until:%Y-%m-%d %H:%M} UTC.",
             )
-        right.write("")
         if right.button(f"Silence rule {row['rule_id']}"):
             _write(
                 lambda: store.silence(data.settings(), str(row["rule_id"]), until, _who()),
@@ -273,6 +285,6 @@ def _delivery_log() -> None:
     if log.empty:
         st.info("No deliveries yet. Alerts are delivered to webhook targets when they fire; Test send adds one here.")
         return
-    st.dataframe(log, hide_index=True, width="stretch", height=320)
+    st.dataframe(log, hide_index=True, width="stretch")
     counts = log["status"].value_counts()
     st.caption(" · ".join(f"{status}: {n}" for status, n in counts.items()))

@@ -330,6 +330,8 @@ def filter_options(client: Any, *, hours: float = 24 * 7, max_tickers: int = 500
     """Values seen in the last ``hours`` for each filter (topic, source, ticker, lang), most frequent first."""
     df = _df(client, FILTER_OPTIONS_SQL, {"start": _epoch(None) - round(hours * 3600)})
     out: dict[str, list[str]] = {"topic": [], "source": [], "ticker": [], "lang": []}
+    if df.empty:  # a backend may answer no rows with no columns either
+        return out
     for field, group in df.sort_values(["docs", "value"], ascending=[False, True]).groupby("field", sort=False):
         out[str(field)] = [str(v) for v in group["value"]]
     out["ticker"] = out["ticker"][:max_tickers]

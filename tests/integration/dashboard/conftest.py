@@ -51,7 +51,7 @@ def receiver() -> Iterator[Receiver]:
     bodies: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             bodies.append(json.loads(self.rfile.read(length) or b"{}"))
             self.send_response(200)

@@ -97,7 +97,8 @@ def test_sql_explorer_user_cannot_write_drop_or_change_settings(dash: DashStack,
     assert client.command("SELECT count() FROM documents") == before
     assert client.command("EXISTS TABLE documents") == 1
 
-    ok = explorer.run(analyst, "SELECT title FROM documents_latest WHERE has(tickers, 'TSLA')", row_limit=5, timeout_s=2)
+    tsla = "SELECT title FROM documents_latest WHERE has(tickers, 'TSLA')"
+    ok = explorer.run(analyst, tsla, row_limit=5, timeout_s=2)
     assert ok.error is None and len(ok.frame) == 5 and ok.truncated
     assert b"title" in explorer.to_csv(ok.frame).splitlines()[0]
     slow = explorer.run(analyst, "SELECT sleepEachRow(0.9) FROM numbers(3)", row_limit=5, timeout_s=2)
