@@ -54,6 +54,17 @@ class Prediction:
     sentiment_probs: dict[str, float] = field(repr=False)
     truncated: bool = False
 
+    def as_fields(self) -> dict[str, Any]:
+        """The ClassifiedDocument fields this prediction fills (model_version comes from the engine)."""
+        return {
+            "topic": self.topic,
+            "topic_score": self.topic_score,
+            "sentiment": self.sentiment,
+            "sentiment_score": self.sentiment_score,
+            "topic_probs": self.topic_probs,
+            "sentiment_probs": self.sentiment_probs,
+        }
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -128,6 +139,7 @@ class ClassifierEngine:
             if options.int8:
                 model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
         model = model.to(self.device, self.dtype)
+        self._eager = model
         use_compile = options.compile if options.compile is not None else self.device.type == "cuda"
         if use_compile:
             # Fixed bucket shapes make CUDA graphs reusable; "reduce-overhead" captures one graph per shape.
@@ -260,7 +272,14 @@ class ClassifierEngine:
         sentiment: np.ndarray,
         truncated: np.ndarray,
     ) -> None:
-        t_logits, s_logits = self.model(encoded["input_ids"], encoded["attention_mask"])
+        try:
+            t_logits, s_logits = self.model(encoded["input_ids"], encoded["attention_mask"])
+        except Exception:  # compilation happens on first call; a missing toolchain must not take the stream down
+            if self.model is self._eager:
+                raise
+            log.warning("torch.compile failed; serving the eager model", exc_info=True)
+            self.model = self._eager
+            t_logits, s_logits = self.model(encoded["input_ids"], encoded["attention_mask"])
         n = len(idx)  # rows beyond n are bucket padding
         topic[idx] = torch.softmax(t_logits[:n].float(), -1).cpu().numpy()
         sentiment[idx] = torch.softmax(s_logits[:n].float(), -1).cpu().numpy()
