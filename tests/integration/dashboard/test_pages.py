@@ -123,6 +123,12 @@ def test_topics_and_tickers_with_drilldown(page: Any) -> None:
     page.get_by_text("TSLA, last 1 hour").wait_for()
     tables.nth(1).locator("td").filter(has_text=seed.MARKER.title).first.wait_for(state="attached")
     _shot(page, "02-topics")
+    # A click on a cell (vega draws SVG marks labelled with their fields) drills into that cell instead.
+    cell = page.locator(".vega-embed g.mark-rect path[aria-label*='topic: markets']").first
+    cell.click()
+    page.get_by_role("heading", name=re.compile(r"Behind the cell: markets")).wait_for()
+    tables.first.locator("td").filter(has_text="markets").first.wait_for(state="attached")
+    _shot(page, "02b-topics-clicked-cell")
 
 
 def test_live_feed_filters(page: Any) -> None:
