@@ -114,3 +114,12 @@ def test_charts_encode_what_their_titles_say() -> None:
     assert bars["params"][0]["name"] == "ticker"
     mix = charts.sentiment_mix(pd.DataFrame({"sentiment": ["negative", "negative", None]})).to_dict()
     assert mix["encoding"]["color"]["scale"]["range"][0] == "#d62728"
+
+
+def test_cli_registers_the_dashboard_command() -> None:
+    from typer.testing import CliRunner
+
+    from finpulse.cli import app
+
+    result = CliRunner().invoke(app, ["dashboard", "--help"])
+    assert result.exit_code == 0 and "--port" in result.output
