@@ -73,6 +73,7 @@ def run_bench(
     """docs/s and p50/p95 latency per ``chunk``-document call, for the engine and for the pipeline baseline."""
     from transformers import pipeline
 
+    threads = cpu_threads(threads)  # decided once, so both sides run with the same thread count
     engine = ClassifierEngine.load(model_dir, device=device, threads=threads, **(engine_options or {}))
     cleaned = [clean_text(t, engine.strip_urls) for t in texts]
     engine_stats = _measure(engine.predict, cleaned, chunk, repeats)
@@ -80,7 +81,7 @@ def run_bench(
     engine.close()
 
     if device == "cpu":
-        torch.set_num_threads(cpu_threads(threads))
+        torch.set_num_threads(threads)
     wrapper = SentimentSequenceClassifier.from_multitask(MultiTaskClassifier.load(model_dir))
     # The pipeline logs an *error* that a custom class is "not supported for text-classification", then runs it
     # all the same; silence that one logger so the benchmark's output stays readable.
