@@ -184,7 +184,9 @@ def test_alerts_acknowledge_test_send_and_rule_editor(page: Any, dash: DashStack
     _shot(page, "05-alerts-after-actions")
 
 
-def test_sql_explorer_refuses_writes_and_downloads_csv(page: Any) -> None:
+def test_sql_explorer_refuses_writes_downloads_csv_and_saves(page: Any, dash: DashStack) -> None:
+    from dashboard import saved_queries
+
     _open(page, "SQL explorer")
     editor = page.get_by_role("textbox", name="SQL")
     editor.fill("DROP TABLE documents")
@@ -198,6 +200,11 @@ def test_sql_explorer_refuses_writes_and_downloads_csv(page: Any) -> None:
         page.get_by_role("button", name="Download CSV").click()
     assert seed.MARKER.title in Path(download.value.path()).read_text(encoding="utf-8")
     _shot(page, "07-sql-result")
+    page.get_by_text("Save or delete a query").click()
+    page.get_by_role("textbox", name="Name").fill("TSLA titles")
+    page.get_by_role("button", name="Save current query").click()
+    page.get_by_text("Saved 'TSLA titles'.").wait_for()
+    assert "has(tickers, 'TSLA')" in saved_queries.load(dash.settings)["TSLA titles"]
 
 
 def test_pipeline_health(page: Any) -> None:
