@@ -84,6 +84,8 @@ class DatasetSpec:
     hub: HubSource | None = None
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"dataset {self.name}: task must be one of {', '.join(TASKS)}, not {self.task!r}")
         if (self.label_column is None) == (self.score_column is None):
             raise ValueError(f"dataset {self.name}: give exactly one of label_column or score_column")
         if self.score_column is not None and self.task != "sentiment":

@@ -313,10 +313,8 @@ def train(
                 done = True
                 break
     bar.close()
-    if history and history[-1]["step"] == step:
-        pass
-    elif stop_reason != "early_stopping":
-        evaluate_now()
+    if stop_reason != "early_stopping" and (not history or history[-1]["step"] != step):
+        evaluate_now()  # the final weights are a candidate too
     model.load_state_dict(best["state"])
     elapsed = time.monotonic() - started
 

@@ -220,3 +220,16 @@ def test_bench_reports_both_paths(trained: dict, data_root: Path) -> None:
         assert key in result
     assert result["engine_docs_per_s"] > 0 and result["pipeline_docs_per_s"] > 0
     assert result["sentiment_agreement"] > 0.9  # same weights: only precision differs
+
+
+def test_train_on_own_file_with_column_mapping(trained: dict, data_root: Path, tmp_path: Path) -> None:
+    own = tmp_path / "own.jsonl"
+    frame = pd.read_csv(data_root / "en/tfns_sentiment_train.csv").rename(columns={"text": "body", "label": "mood"})
+    frame.head(80).to_json(own, orient="records", lines=True)
+    args = ["train", "--data", str(own), "--task", "sentiment", "--text-column", "body", "--label-column", "mood"]
+    args += ["--max-steps", "2", "--name", "own"]
+    result = CliRunner().invoke(app, args, env=trained["env"])
+    assert result.exit_code == 0, result.output
+    prints = json.loads((trained["data_dir"] / "models" / "own" / "data.json").read_text())
+    assert list(prints["datasets"]) == ["file:own.jsonl"] and prints["training"]["steps"] == 2
+    assert Registry(trained["data_dir"] / "models").promoted().name == "tiny"  # type: ignore[union-attr]
