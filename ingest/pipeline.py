@@ -84,8 +84,8 @@ class Pipeline:
         sub = Submission(source, kind, items, position, content_dedupe)
         sub.results = [None] * len(items)
         while True:
-            if self.stopping.is_set():
-                sub.future.set_exception(Stopped("worker is stopping"))
+            if self.stopping.is_set() or (self._thread.ident is not None and not self._thread.is_alive()):
+                sub.future.set_exception(Stopped("worker is stopping (or its pipeline failed; see the log)"))
                 return sub.future
             try:
                 self._queue.put(sub, timeout=0.5)

@@ -83,7 +83,7 @@ class LocalServer:
         server = self
 
         class _H(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 server.requests.append((self.path, dict(self.headers)))
                 route = server.routes.get(self.path.split("?")[0])
                 if route is None:
