@@ -58,4 +58,5 @@ def service_spec(settings: Settings) -> ServiceSpec:
         note=f"sources from {sources}" if sources else f"scenario generator ({settings.ingest_generator_scenario})",
         ports=(settings.ingest_port,),
         host=settings.ingest_host,
+        details=partial(ingest_status, settings),
     )

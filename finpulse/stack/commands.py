@@ -124,12 +124,28 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             "restarts": svc.get("restarts", 0),
             "note": spec.note,
         }
+        if spec.details is not None:
+            parts[spec.name]["details"] = spec.details() if parts[spec.name]["healthy"] else None
     return {
         "healthy": all(p["healthy"] for p in parts.values()),
         "supervisor": {"running": running, "pid": state.get("pid") if running else None, "phase": state.get("phase")},
         "data_dir": str(settings.data_dir),
         "parts": parts,
     }
+
+
+def _detail_lines(details: dict[str, Any] | None) -> list[str]:
+    """Per-source (or per-worker) counters, one line each, from a part's /status answer."""
+    if not details:
+        return []
+    rows = details.get("sources") or details.get("workers") or {}
+    if isinstance(rows, dict):
+        rows = [{"name": k, **v} if isinstance(v, dict) else {"name": k, "value": v} for k, v in rows.items()]
+    lines = []
+    for row in rows if isinstance(rows, list) else []:
+        fields = ", ".join(f"{k}={v}" for k, v in row.items() if k != "name" and not isinstance(v, (dict, list)))
+        lines.append(f"{row.get('name', '?')}: {fields}")
+    return lines
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="One JSON object.")) -> None:
@@ -145,6 +161,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object."
             mark = typer.style("healthy", fg="green") if part["healthy"] else typer.style("DOWN", fg="red")
             note = f"  ({part['note']})" if part["note"] else ""
             typer.echo(f"{name:<11} {mark:<7} {part['endpoint']}{note}")
+            for line in _detail_lines(part.get("details")):
+                typer.echo(f"{'':<11} {line}")
     raise typer.Exit(0 if report["healthy"] else 1)
 
 

@@ -47,6 +47,8 @@ class ServiceSpec:
     independent: bool = False
     # Run after_start before waiting for health (a step whose setup is what makes it healthy: the model).
     setup_first: bool = False
+    # Counters `finpulse status` shows for this part (e.g. ingest's per-source counts); None when not answering.
+    details: Callable[[], dict[str, Any] | None] | None = None
 
 
 @dataclass
