@@ -146,7 +146,9 @@ class Settings(BaseSettings):
 
     # --- classifier ----------------------------------------------------------------------------------------------
     model_dir: Path | None = Field(None, description="Model registry; default <data_dir>/models.")
-    model_device: Literal["auto", "cpu", "cuda"] = "auto"
+    model_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where inference runs: auto = CUDA when present, else CPU."
+    )
     model_precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="Inference precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."
     )
@@ -154,7 +156,7 @@ class Settings(BaseSettings):
     model_int8: bool = Field(False, description="Dynamic int8 linear layers for CPU inference.")
 
     # --- ingest ------------------------------------------------------------------------------------------------
-    ingest_host: str = "127.0.0.1"
+    ingest_host: str = Field("127.0.0.1", description="Address the ingest worker (push endpoint, health) listens on.")
     ingest_port: int = Field(8310, ge=1, le=65535, description="Ingest worker: push endpoint, /healthz, /metrics.")
     ingest_sources_file: Path | None = Field(
         None, description="sources.toml for `finpulse ingest run` / `finpulse up`; unset = the scenario generator."
@@ -165,16 +167,20 @@ class Settings(BaseSettings):
     ingest_near_dup_bits: int = Field(
         7, ge=0, le=15, description="Near duplicate: SimHash (64 bits) within this many bits; 0 = off."
     )
-    ingest_max_title_chars: int = Field(500, ge=16, le=1_000)
-    ingest_max_body_chars: int = Field(20_000, ge=64, le=100_000)
+    ingest_max_title_chars: int = Field(500, ge=16, le=1_000, description="Titles are cut to this length.")
+    ingest_max_body_chars: int = Field(20_000, ge=64, le=100_000, description="Bodies are cut to this length.")
     ingest_max_fetch_bytes: int = Field(5_000_000, ge=1_024, description="Larger responses and pushes are refused.")
     ingest_batch_size: int = Field(500, ge=1, le=10_000, description="Documents per produce-and-checkpoint round.")
-    ingest_compression: Literal["lz4", "zstd", "gzip", "none"] = "lz4"
+    ingest_compression: Literal["lz4", "zstd", "gzip", "none"] = Field(
+        "lz4", description="Compression of produced batches."
+    )
     ingest_companies_file: Path | None = Field(
         None, description="TOML/JSON {name: ticker} merged into the built-in company dictionary."
     )
     ingest_generator_rate: float = Field(5.0, gt=0, description="Documents/s of the default scenario generator.")
-    ingest_generator_scenario: str = "default"
+    ingest_generator_scenario: str = Field(
+        "default", description="Scenario of the generator (`finpulse ingest generate --help` lists them)."
+    )
 
     # --- dashboard ---------------------------------------------------------------------------------------------
     dashboard_host: str = Field("127.0.0.1", description="Address the Streamlit dashboard listens on.")
