@@ -15,16 +15,14 @@ HEIGHT = 260
 
 
 def volume_by_topic(df: pd.DataFrame) -> alt.Chart:
-    """Stacked area: documents per bucket, by topic."""
-    return (
-        alt.Chart(df, height=HEIGHT, title="Volume by topic")
-        .mark_area(opacity=0.85)
-        .encode(
-            x=TIME,
-            y=alt.Y("sum(docs):Q", title="documents", stack="zero"),
-            color=alt.Color("topic:N", title="topic"),
-            tooltip=[alt.Tooltip("bucket:T", format="%Y-%m-%d %H:%M"), "topic:N", alt.Tooltip("sum(docs):Q")],
-        )
+    """Stacked area: documents per bucket, by topic (bars while there are too few buckets to draw an area)."""
+    few = df["bucket"].nunique() < 4 if "bucket" in df else True
+    chart = alt.Chart(df, height=HEIGHT, title="Volume by topic")
+    return (chart.mark_bar(opacity=0.85) if few else chart.mark_area(opacity=0.85)).encode(
+        x=TIME,
+        y=alt.Y("sum(docs):Q", title="documents", stack="zero"),
+        color=alt.Color("topic:N", title="topic"),
+        tooltip=[alt.Tooltip("bucket:T", format="%Y-%m-%d %H:%M"), "topic:N", alt.Tooltip("sum(docs):Q")],
     )
 
 

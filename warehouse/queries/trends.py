@@ -224,8 +224,9 @@ def ticker_shift(
 
 _DOC_COLUMNS = f"""
     id, published_at, classified_at, source, kind, lang, topic, sentiment, sentiment_score,
-    {SENTIMENT_CONFIDENCE_SQL} AS confidence, topic_score, tickers, title,
-    substring(body, 1, 280) AS body, url, model_version
+    {SENTIMENT_CONFIDENCE_SQL} AS confidence, topic_score, tickers,
+    -- comments carry their text in the body only: show its start where there is no title
+    if(title != '', title, substring(body, 1, 200)) AS title, substring(body, 1, 280) AS body, url, model_version
 """
 
 _DOC_FILTERS = """
