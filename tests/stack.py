@@ -47,12 +47,11 @@ class Stack:
         env["HF_HUB_OFFLINE"] = "1"
         env["FINPULSE_STACK_SERVICES"] = "kafka,clickhouse"  # a test that needs more parts asks for them
         if not external_servers():
-            kafka, controller, clickhouse = free_ports(3)
-            env |= {
-                "FINPULSE_KAFKA_PORT": str(kafka),
-                "FINPULSE_KAFKA_CONTROLLER_PORT": str(controller),
-                "FINPULSE_CLICKHOUSE_PORT": str(clickhouse),
-            }
+            names = ("KAFKA", "KAFKA_CONTROLLER", "CLICKHOUSE")
+            env |= {f"FINPULSE_{name}_PORT": str(port) for name, port in zip(names, free_ports(3), strict=True)}
+        # The services' own ports are free ones too, so tests never collide with a developer's running FinPulse.
+        services = ("INGEST", "STREAM", "ALERTS", "ALERTS_RECEIVER", "DASHBOARD")
+        env |= {f"FINPULSE_{name}_PORT": str(port) for name, port in zip(services, free_ports(5), strict=True)}
         env |= extra
         return cls(data_dir=data_dir, env=env)
 
