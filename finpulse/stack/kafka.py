@@ -213,8 +213,12 @@ def server_properties(settings: Settings, lay: KafkaLayout) -> str:
 
 
 def _cluster_id() -> str:
-    # Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    # Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding. One in 64 starts with '-', which
+    # kafka-storage's argument parser takes for an option ("--cluster-id: expected one argument"): draw again.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def java_command(settings: Settings, main_class: str, *args: str) -> list[str]:
