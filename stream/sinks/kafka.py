@@ -19,8 +19,12 @@ class TopicSink:
     async def write(self, records: Sequence[tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]]) -> None:
         from aiokafka.errors import KafkaError
 
+        # The app's producer directly: bytes in, bytes out, so faust's per-message codec and Message bookkeeping
+        # (about 1 ms per message on a busy 2-core machine) buy nothing here.
+        producer = self.topic.app.producer
+        name = self.topic.get_topic_name()
         try:
-            pending = [await self.topic.send(key=key, value=value, headers=headers) for key, value, headers in records]
+            pending = [await producer.send(name, key, value, None, None, headers) for key, value, headers in records]
             await asyncio.gather(*pending)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise SinkUnavailableError(self.name, f"{type(exc).__name__}: {exc}"[:300]) from exc
