@@ -224,7 +224,7 @@ class Settings(BaseSettings):
     stream_group: str = Field("finpulse-stream", description="Consumer group (faust app id) the stream workers share.")
     stream_max_batch: int = Field(256, ge=1, le=10_000, description="Most documents per stream micro-batch.")
     stream_max_wait_s: float = Field(
-        0.25, gt=0, le=60, description="Longest wait for a micro-batch to fill before it is processed anyway."
+        0.1, gt=0, le=60, description="Longest wait for a micro-batch to fill before it is processed anyway."
     )
     stream_inflight_batches: int = Field(
         1, ge=1, le=8, description="Batches being written to the sinks while the next one is classified."
