@@ -189,6 +189,7 @@ class StreamWorker:
             redirect_stdouts=False,
             console_port=0,
         )
+        worker.spinner = None  # a terminal spinner writes escape codes into the JSON log lines
         try:
             worker.execute_from_commandline()
         finally:
