@@ -29,13 +29,13 @@ lint: install
 	$(BIN)/ruff format --check .
 
 unit: install
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest tests/unit
 
 integration: install
-	$(BIN)/python -m pytest -m integration
+	$(BIN)/python -m pytest tests/integration --durations=15
 
-test: lint
-	$(BIN)/python -m pytest
+# Unit tests first (fast, fail early), then the integration tests on the real local stack.
+test: lint unit integration
 
 docs: install  # regenerate the README's settings table from finpulse/settings.py
 	$(BIN)/python -m finpulse.docs

@@ -10,32 +10,9 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from finpulse.contracts import ClassifiedDocument, ContractError, RawDocument, parse_raw, utcnow
+from warehouse.schema import DOCUMENT_COLUMNS
 
-# Column order of warehouse/migrations/0001_documents.sql (schema_version has a default but is written anyway).
-COLUMNS: tuple[str, ...] = (
-    "id",
-    "source",
-    "kind",
-    "lang",
-    "title",
-    "body",
-    "url",
-    "author",
-    "published_at",
-    "ingested_at",
-    "tickers",
-    "entities",
-    "meta",
-    "topic",
-    "topic_score",
-    "sentiment",
-    "sentiment_score",
-    "topic_probs",
-    "sentiment_probs",
-    "model_version",
-    "classified_at",
-    "schema_version",
-)
+COLUMNS = DOCUMENT_COLUMNS
 
 
 class Incoming(NamedTuple):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finpulse.contracts import document_id
+from warehouse.schema import DOCUMENT_COLUMNS
 
 TOPICS = ("earnings", "mergers", "macro", "regulation", "markets")
 SOURCES = ("reuters-rss", "sina-finance", "stocktwits", "xueqiu")
@@ -21,30 +22,7 @@ HEADLINES = {
     "markets": ("{t} shares jump in early trading", "{t} slides as investors sell", "Index flat before data"),
 }
 MODEL = "minilm-mt-2026.11.20"
-COLUMNS = [
-    "id",
-    "source",
-    "kind",
-    "lang",
-    "title",
-    "body",
-    "url",
-    "author",
-    "published_at",
-    "ingested_at",
-    "tickers",
-    "entities",
-    "meta",
-    "topic",
-    "topic_score",
-    "sentiment",
-    "sentiment_score",
-    "topic_probs",
-    "sentiment_probs",
-    "model_version",
-    "classified_at",
-    "schema_version",
-]
+COLUMNS = list(DOCUMENT_COLUMNS)
 
 
 @dataclass(frozen=True)

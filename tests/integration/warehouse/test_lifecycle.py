@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from warehouse.client import create_client
-from warehouse.migrate import migrate
+from warehouse.migrate import discover, migrate
 
 from .conftest import Endpoint, start
 
@@ -51,7 +51,9 @@ def _insert(client, docs: list[dict]) -> None:
 def test_migrations_dedup_persistence_and_restart(tmp_path: Path) -> None:
     ep = start(tmp_path / "data")
     try:
-        assert migrate(ep.settings) == ["0001_documents", "0002_documents_minutely", "0003_alerts"]
+        applied = migrate(ep.settings)
+        assert applied[:3] == ["0001_documents", "0002_documents_minutely", "0003_alerts"]
+        assert applied == [m.id for m in discover()]  # every migration, in file order
         assert migrate(ep.settings) == []  # idempotent
         client = create_client(ep.settings)
         docs = [
