@@ -58,6 +58,15 @@ _EN_STOP = frozenset(
         "shares",
         "stock",
         "stocks",
+        # Frequent in English financial headlines; without them langdetect calls some of those French.
+        "revenue",
+        "earnings",
+        "estimates",
+        "sales",
+        "profit",
+        "quarter",
+        "guidance",
+        "outlook",
     ]
 )
 

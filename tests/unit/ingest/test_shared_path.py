@@ -63,6 +63,7 @@ def test_numbers_that_are_not_personal_data_survive() -> None:
         ("Apple shares fall after the company cuts its forecast", "en"),
         ("贵州茅台(600519.SH)股价大涨5%，业绩超预期", "zh"),
         ("Tesla shares slump", "en"),
+        ("Tesla misses revenue estimates, stock drops 7.7%", "en"),  # langdetect alone says French
         ("Die Aktie von Siemens ist heute deutlich gestiegen, sagen Analysten", "de"),
         ("12345 %%%", "und"),
     ],
