@@ -6,8 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from finpulse.settings import Settings, load_settings
 
@@ -32,6 +35,9 @@ def external_servers() -> bool:
     return all(os.environ.get(name) for name in EXTERNAL_ENV)
 
 
+local_only = pytest.mark.skipif(external_servers(), reason="starts, stops or kills local server processes")
+
+
 @dataclass
 class Stack:
     """A FinPulse stack for tests: its settings and the environment that selects it for child processes."""
@@ -46,7 +52,18 @@ class Stack:
         env["FINPULSE_LOG_LEVEL"] = "INFO"
         env["HF_HUB_OFFLINE"] = "1"
         env["FINPULSE_STACK_SERVICES"] = "kafka,clickhouse"  # a test that needs more parts asks for them
-        if not external_servers():
+        if external_servers():
+            # Shared servers: each test stack gets its own database, topics and consumer group.
+            tag = uuid.uuid4().hex[:8]
+            env |= {
+                "FINPULSE_CLICKHOUSE_DATABASE": f"finpulse_test_{tag}",
+                "FINPULSE_TOPIC_RAW": f"finpulse.raw.{tag}",
+                "FINPULSE_TOPIC_CLASSIFIED": f"finpulse.classified.{tag}",
+                "FINPULSE_TOPIC_DLQ": f"finpulse.dlq.{tag}",
+                "FINPULSE_TOPIC_ALERTS": f"finpulse.alerts.{tag}",
+                "FINPULSE_STREAM_GROUP": f"finpulse-stream-{tag}",
+            }
+        else:
             names = ("KAFKA", "KAFKA_CONTROLLER", "CLICKHOUSE")
             env |= {f"FINPULSE_{name}_PORT": str(port) for name, port in zip(names, free_ports(3), strict=True)}
         # The services' own ports are free ones too, so tests never collide with a developer's running FinPulse.

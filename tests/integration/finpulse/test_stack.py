@@ -83,7 +83,9 @@ def test_ten_thousand_messages_acks_all_read_by_a_group(stack: Stack) -> None:
 
 
 def test_curl_answers_select_version(stack: Stack) -> None:
-    url = f"http://127.0.0.1:{stack.settings.clickhouse_port}/?query=SELECT%20version()"
+    from warehouse.local import http_base_url
+
+    url = f"{http_base_url(stack.settings)}/?query=SELECT%20version()"
     out = subprocess.run(["curl", "-sS", "--fail", url], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip().split(".")[0].isdigit()
 
@@ -120,7 +122,7 @@ CLIENT_SCRIPT = textwrap.dedent(
 def test_clickhouse_connect_from_two_processes_at_once(stack: Stack) -> None:
     from warehouse.client import create_client
 
-    table = f"finpulse.t_{uuid.uuid4().hex[:8]}"
+    table = f"{stack.settings.clickhouse_database}.t_{uuid.uuid4().hex[:8]}"
     admin = create_client(stack.settings)
     admin.command(f"CREATE TABLE {table} (worker UInt8, n UInt64, s String) ENGINE = MergeTree ORDER BY (worker, n)")
     procs = [
@@ -150,14 +152,16 @@ def test_clickhouse_connect_from_two_processes_at_once(stack: Stack) -> None:
 
 def test_init_sets_up_servers_given_as_external(stack: Stack) -> None:
     """Production mode: the same code, pointed at servers by FINPULSE_KAFKA_BOOTSTRAP / FINPULSE_CLICKHOUSE_URL."""
+    from warehouse.local import http_base_url
+
     s = stack.settings
+    host_port = http_base_url(s).split("://", 1)[1]
     external = Stack(
         data_dir=stack.data_dir / "external-client",
         env={
             **stack.env,
             "FINPULSE_KAFKA_BOOTSTRAP": s.kafka_servers,
-            "FINPULSE_CLICKHOUSE_URL": f"http://{s.clickhouse_user}:{s.clickhouse_password}@127.0.0.1:"
-            f"{s.clickhouse_port}/{s.clickhouse_database}",
+            "FINPULSE_CLICKHOUSE_URL": f"http://{s.clickhouse_user}:{s.clickhouse_password}@{host_port}",
         },
     )
     out = external.finpulse("init").stdout

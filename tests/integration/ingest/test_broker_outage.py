@@ -18,7 +18,7 @@ from ingest.sources.replay import FileReplaySource
 from ingest.worker import Worker
 from tests.integration.ingest.conftest import make_topic, read_topic, wait_for
 from tests.integration.ingest.test_push_restart import _distinct_texts
-from tests.stack import Stack, free_ports
+from tests.stack import Stack, free_ports, local_only
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +37,7 @@ def kafka_part(stack: Stack) -> dict[str, Any]:
     return json.loads(stack.finpulse("status", "--json", check=False, timeout=60).stdout)["parts"]["kafka"]
 
 
+@local_only
 def test_broker_down_mid_replay_loses_and_repeats_nothing(private_kafka: Stack, tmp_path: Path) -> None:
     stack = private_kafka
     settings = stack.settings

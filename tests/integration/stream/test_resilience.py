@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.stream.conftest import StreamEnv, docs
-from tests.stack import free_ports
+from tests.stack import free_ports, local_only
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +28,7 @@ def _start_clickhouse(stream_env: StreamEnv, log: Path) -> subprocess.Popen:
     return proc
 
 
+@local_only
 def test_clickhouse_down_for_30_s_mid_stream_loses_nothing(stream_env: StreamEnv, tmp_path: Path) -> None:
     # A private ClickHouse endpoint (the session stack's Kafka): this test may stop it without hurting others.
     stream_env.env["FINPULSE_CLICKHOUSE_PORT"] = str(free_ports(1)[0])

@@ -11,11 +11,13 @@ import lz4.frame
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from tests.stack import local_only
 from warehouse.client import create_client
 
 from .conftest import Endpoint
 
-pytestmark = pytest.mark.integration
+# These test the local endpoint itself, which they start; external servers are not what they are about.
+pytestmark = [pytest.mark.integration, local_only]
 FULL = ("default", "full-secret")
 ANALYST = ("analyst", "ro-secret")
 ROOT = Path(__file__).resolve().parents[3]

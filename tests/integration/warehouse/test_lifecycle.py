@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.stack import local_only
 from warehouse.client import create_client
 from warehouse.migrate import discover, migrate
 
 from .conftest import Endpoint, start
 
-pytestmark = pytest.mark.integration
+# These test the local endpoint itself, which they start; external servers are not what they are about.
+pytestmark = [pytest.mark.integration, local_only]
 
 
 def _doc(doc_id: str, tickers: list[str], sentiment: str, minute: int) -> dict:
