@@ -57,10 +57,9 @@ def evaluate(client: Any, rule: Rule, now: datetime) -> dict[str, Observation]:
     return _against_baseline(client, rule, now)
 
 
-def _negative_share(client: Any, rule: Rule, now: datetime) -> dict[str, Observation]:
-    end = window_end(now)
-    start = end - rule.window_s
-    rows = q.window_counts(
+def _window_counts(client: Any, rule: Rule, start: int, end: int) -> list[q.BucketCounts]:
+    """The rule's counts per group in windows of rule.window_s between start and end, within its scope."""
+    return q.window_counts(
         client,
         start=start,
         end=end,
@@ -69,6 +68,12 @@ def _negative_share(client: Any, rule: Rule, now: datetime) -> dict[str, Observa
         scope=_scope(rule),
         use_documents=rule.uses_documents,
     )
+
+
+def _negative_share(client: Any, rule: Rule, now: datetime) -> dict[str, Observation]:
+    end = window_end(now)
+    start = end - rule.window_s
+    rows = _window_counts(client, rule, start, end)
     out: dict[str, Observation] = {}
     minutes = rule.window_s // 60
     for row in rows:
@@ -102,15 +107,7 @@ def _against_baseline(client: Any, rule: Rule, now: datetime) -> dict[str, Obser
     end = window_end(now)
     n = rule.baseline_s // rule.window_s  # baseline windows
     start = end - (n + 1) * rule.window_s
-    rows = q.window_counts(
-        client,
-        start=start,
-        end=end,
-        bucket_s=rule.window_s,
-        group_by=rule.group_by,
-        scope=_scope(rule),
-        use_documents=rule.uses_documents,
-    )
+    rows = _window_counts(client, rule, start, end)
     buckets: dict[str, list[q.BucketCounts | None]] = {}
     for row in rows:
         buckets.setdefault(row.group, [None] * (n + 1))[row.bucket] = row
