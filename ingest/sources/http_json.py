@@ -12,9 +12,9 @@ import httpx
 
 from ingest.config import HttpJsonSource
 from ingest.item import Item
-from ingest.pipeline import Stopped
-from ingest.sources.base import SourceContext, backoff_s
+from ingest.sources.base import SourceContext
 from ingest.sources.fetch import FetchError, get
+from ingest.sources.polling import poll_forever
 
 DEFAULT_MAPPING = {
     "source_id": "id",
@@ -139,19 +139,11 @@ class HttpJsonApiSource:
         return submitted
 
     def run(self, ctx: SourceContext) -> None:
-        failures = 0
-        with httpx.Client(follow_redirects=True, headers={"User-Agent": "FinPulse-ingest/1"}) as client:
-            while not ctx.stopping.is_set():
-                try:
-                    self.poll_once(ctx, client)
-                    failures = 0
-                    ctx.ok(self.name)
-                    wait = self.cfg.interval_s
-                except FetchError as exc:
-                    failures += 1
-                    wait = max(backoff_s(self.cfg.interval_s, failures, self.cfg.backoff_max_s), exc.retry_after or 0)
-                    ctx.error(self.name, exc.reason, exc.detail, retry_in=wait)
-                except Stopped:
-                    return
-                if not ctx.sleep(wait):
-                    return
+        poll_forever(
+            ctx,
+            self.name,
+            self.poll_once,
+            interval_s=self.cfg.interval_s,
+            backoff_max_s=self.cfg.backoff_max_s,
+            fixed_cadence=False,
+        )

@@ -5,7 +5,6 @@ acknowledged them."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import feedparser
@@ -13,9 +12,9 @@ import httpx
 
 from ingest.config import RssFeed
 from ingest.item import Item
-from ingest.pipeline import Stopped
-from ingest.sources.base import SourceContext, backoff_s
+from ingest.sources.base import SourceContext
 from ingest.sources.fetch import FetchError, get
+from ingest.sources.polling import poll_forever
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +78,11 @@ class RssSource:
         return len(items)
 
     def run(self, ctx: SourceContext) -> None:
-        failures = 0
-        with httpx.Client(follow_redirects=True, headers={"User-Agent": "FinPulse-ingest/1"}) as client:
-            while not ctx.stopping.is_set():
-                started = time.monotonic()
-                try:
-                    self.poll_once(ctx, client)
-                    failures = 0
-                    ctx.ok(self.name)
-                    wait = self.feed.interval_s
-                except FetchError as exc:
-                    failures += 1
-                    wait = backoff_s(self.feed.interval_s, failures, self.feed.backoff_max_s)
-                    wait = max(wait, exc.retry_after or 0.0)
-                    ctx.error(self.name, exc.reason, exc.detail, retry_in=wait)
-                except Stopped:
-                    return
-                if not ctx.sleep(wait - (time.monotonic() - started) if not failures else wait):
-                    return
+        poll_forever(
+            ctx,
+            self.name,
+            self.poll_once,
+            interval_s=self.feed.interval_s,
+            backoff_max_s=self.feed.backoff_max_s,
+            fixed_cadence=True,
+        )
