@@ -44,14 +44,37 @@ def get_settings() -> Settings:
 @app.command("config")
 def config_command(
     markdown: bool = typer.Option(False, "--markdown", help="The settings reference as a Markdown table."),
+    show_secrets: bool = typer.Option(False, "--show-secrets", help="Print passwords and secrets instead of ***."),
 ) -> None:
-    """Print the effective settings (or the reference table of every setting)."""
+    """Print the effective settings (or the reference table of every setting); secrets are masked."""
     if markdown:
         typer.echo(settings_table())
         return
     settings = get_settings()
     for name in type(settings).model_fields:
-        typer.echo(f"{ENV_PREFIX}{name.upper()}={getattr(settings, name)}")
+        value = getattr(settings, name)
+        if not show_secrets:
+            value = masked(name, value)
+        typer.echo(f"{ENV_PREFIX}{name.upper()}={value}")
+
+
+_SECRET_WORDS = ("password", "secret", "token", "api_key", "slack")
+
+
+def masked(name: str, value: object) -> object:
+    """``***`` for a set secret setting; a URL keeps everything but its password."""
+    if value is None or value == "":
+        return value
+    if any(word in name for word in _SECRET_WORDS):
+        return "***"
+    if isinstance(value, str) and "://" in value and "@" in value:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.password is not None:
+            netloc = f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}"
+            return parts._replace(netloc=netloc).geturl()
+    return value
 
 
 def settings_table() -> str:

@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 ENV_PREFIX = "FINPULSE_"
 CONFIG_ENV = "FINPULSE_CONFIG"
 DEFAULT_CONFIG_FILE = "finpulse.toml"
+# Secret settings generated per install when left empty (finpulse/secrets.py); `finpulse config` masks them.
+GENERATED_SECRETS = ("clickhouse_password", "clickhouse_analyst_password")
 
 
 def _default_data_dir() -> Path:
@@ -134,9 +136,47 @@ class Settings(BaseSettings):
     clickhouse_port: int = Field(8123, ge=1, le=65535, description="Local ClickHouse HTTP port.")
     clickhouse_database: str = Field("finpulse", description="Database of the FinPulse tables.")
     clickhouse_user: str = Field("default", description="Full-access user of the services.")
-    clickhouse_password: str = Field("", description="Its password (set one in production).")
+    clickhouse_password: str = Field(
+        "", description="Its password; empty = generated at first start into <data_dir>/secrets.json (0600)."
+    )
     clickhouse_analyst_user: str = Field("analyst", description="Read-only user for the SQL explorer and analysts.")
-    clickhouse_analyst_password: str = Field("analyst", description="The read-only user's password.")
+    clickhouse_analyst_password: str = Field(
+        "", description="The read-only user's password; empty = generated like clickhouse_password."
+    )
+    clickhouse_allowed_hosts: str = Field(
+        "",
+        description="Extra Host / Origin host names the local endpoint accepts, comma-separated (always accepted: "
+        "localhost, 127.0.0.1, ::1 and clickhouse_host); other Host or Origin headers get 403 (DNS rebinding, "
+        "cross-site requests).",
+    )
+    clickhouse_allowed_origins: str = Field(
+        "", description="Extra browser origins (e.g. 'https://notebook.example:8888') the local endpoint accepts."
+    )
+    clickhouse_max_query_bytes: int = Field(
+        8 << 20, ge=1024, description="Largest statement text (URL query + body, INSERT data excluded); else 413."
+    )
+    clickhouse_max_concurrent_queries: int = Field(
+        16, ge=1, description="Queries the local endpoint runs at once; more wait in its queue."
+    )
+    clickhouse_max_queued_queries: int = Field(
+        64, ge=0, description="Queries that may wait for a slot; beyond that the endpoint answers 503 at once."
+    )
+    clickhouse_queue_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait of a queued query before it gets 503."
+    )
+    clickhouse_max_sessions: int = Field(100, ge=1, description="Open HTTP sessions (session_id) at most.")
+    clickhouse_analyst_max_execution_time_s: int = Field(
+        60, ge=1, description="Server-side limit of each analyst query (the analyst cannot lift it)."
+    )
+    clickhouse_analyst_max_memory_usage: int = Field(
+        4 << 30, ge=1 << 20, description="Memory limit in bytes of each analyst query."
+    )
+    clickhouse_analyst_max_result_rows: int = Field(
+        1_000_000, ge=1, description="Most result rows of an analyst query."
+    )
+    clickhouse_analyst_max_rows_to_read: int = Field(
+        2_000_000_000, ge=1, description="Most rows an analyst query may read."
+    )
     clickhouse_binary: str | None = Field(
         None, description="Path of a real `clickhouse` binary; default: found on PATH."
     )
@@ -149,11 +189,18 @@ class Settings(BaseSettings):
     model_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where inference runs: auto = CUDA when present, else CPU."
     )
-    model_precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="Inference precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."
+    model_precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto",
+        description="Inference precision. ONNX Runtime (CPU): auto = int8 when it passes the accuracy guard, else "
+        "fp32. Torch: auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.",
     )
-    model_threads: int | None = Field(None, ge=1, description="CPU inference threads; default: the cores available.")
-    model_int8: bool = Field(False, description="Dynamic int8 linear layers for CPU inference.")
+    model_backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="Inference backend: auto = ONNX Runtime on CPU, torch on CUDA."
+    )
+    model_threads: int | None = Field(
+        None, ge=1, description="CPU inference threads; default: the cores in the process's CPU affinity."
+    )
+    model_int8: bool = Field(False, description="Torch backend on CPU only: dynamic int8 linear layers.")
 
     # --- ingest ------------------------------------------------------------------------------------------------
     ingest_host: str = Field("127.0.0.1", description="Address the ingest worker (push endpoint, health) listens on.")
@@ -223,6 +270,9 @@ class Settings(BaseSettings):
     # --- stream ------------------------------------------------------------------------------------------------
     stream_group: str = Field("finpulse-stream", description="Consumer group (faust app id) the stream workers share.")
     stream_max_batch: int = Field(256, ge=1, le=10_000, description="Most documents per stream micro-batch.")
+    stream_workers_per_host: int = Field(
+        1, ge=1, description="Stream workers started on this machine: their CPU inference threads split its cores."
+    )
     stream_max_wait_s: float = Field(
         0.1, gt=0, le=60, description="Longest wait for a micro-batch to fill before it is processed anyway."
     )
@@ -269,6 +319,19 @@ class Settings(BaseSettings):
             }
             if len(set(ports.values())) != len(ports):
                 raise ValueError(f"local ports must differ: {ports}")
+        return self
+
+    @model_validator(mode="after")
+    def _install_secrets(self) -> Settings:
+        # The local endpoint never runs without passwords: empty ones come from the install's secrets file, so
+        # every process of this data dir (and `finpulse config --show-secrets`) sees the same values.
+        if self.clickhouse_url is None:
+            missing = [name for name in GENERATED_SECRETS if not getattr(self, name)]
+            if missing:
+                from finpulse.secrets import install_secrets
+
+                for name, value in install_secrets(self.data_dir, missing).items():
+                    self.__dict__[name] = value  # frozen model: set once, during validation
         return self
 
     @classmethod

@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -21,10 +22,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from warehouse.auth import Users
+from warehouse.admission import Admission, HostGuard
+from warehouse.auth import User, Users
 from warehouse.codecs import negotiate_encoding, request_decoder, response_encoder
 from warehouse.engine import Context, Engine, Result
-from warehouse.errors import SYNTAX_ERROR, ClickHouseError
+from warehouse.errors import QUERY_IS_TOO_LARGE, READONLY, SYNTAX_ERROR, ClickHouseError
+from warehouse.guard import Policy, check
 from warehouse.metrics import EndpointMetrics
 from warehouse.protocol import (
     Classified,
@@ -40,7 +43,7 @@ from warehouse.protocol import (
 log = logging.getLogger(__name__)
 
 INSERT_BATCH_BYTES = 1 << 20  # hand the engine ~1 MiB at a time: fewer thread hops, still constant memory
-MAX_QUERY_BYTES = 256 << 20  # a non-streamed statement (e.g. INSERT ... VALUES) is held whole
+MAX_QUERY_BYTES = 8 << 20  # default limit of a statement's text (URL query + body; INSERT data is streamed apart)
 # Formats whose per-block encodings concatenate into one valid result; others (Arrow, JSON, *WithNames) have
 # a global header/footer and are produced in one piece.
 STREAM_FORMATS = frozenset(
@@ -51,11 +54,35 @@ KEEP_ALIVE_HINT_S = 10  # told to clients; the server keeps idle connections lon
 
 
 class LocalEndpoint:
-    def __init__(self, engine: Engine, users: Users, metrics: EndpointMetrics, display_name: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        users: Users,
+        metrics: EndpointMetrics,
+        display_name: str | None = None,
+        *,
+        admission: Admission | None = None,
+        hosts: HostGuard | None = None,
+        user_files: Path | None = None,
+        max_query_bytes: int = MAX_QUERY_BYTES,
+    ) -> None:
         self.engine = engine
         self.users = users
         self.metrics = metrics
         self.display_name = display_name or socket.gethostname()
+        self.admission = admission or Admission()
+        self.hosts = hosts or HostGuard()
+        self.user_files = user_files
+        self.max_query_bytes = max_query_bytes
+
+    def _policy(self, user: User, read_only: bool) -> Policy:
+        return Policy(
+            user=user.name,
+            read_only=read_only or user.readonly == 1,
+            file_access=user.is_admin and self.user_files is not None,
+            lock_limits=bool(user.limits),
+            user_files=self.user_files,
+        )
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
@@ -73,6 +100,8 @@ class LocalEndpoint:
         self.metrics.errors.labels(exc.name).inc()
         body = f"{exc.text} (version {self.engine.version})\n"
         headers = self._headers(query_id, {"X-ClickHouse-Exception-Code": str(exc.code)})
+        if exc.http_status == 503:
+            headers["Retry-After"] = "1"
         return PlainTextResponse(body, status_code=exc.http_status, headers=headers)
 
     @staticmethod
@@ -92,17 +121,40 @@ class LocalEndpoint:
         )
 
     async def _open(self, spec: QueryRequest, user: Any, readonly: int) -> tuple[Context, Callable[[], None]]:
-        return await anyio.to_thread.run_sync(
-            lambda: self.engine.open_context(
-                user,
-                readonly=readonly,
-                database=spec.database,
-                settings=spec.settings,
-                session_id=spec.session_id,
-                session_timeout=spec.session_timeout,
-                session_check=spec.session_check,
+        """A context once a slot is free (503 when the queue is full or the wait too long). The returned release
+        is synchronous and quick; it frees the engine handle and the slot, from the event loop."""
+        await self.admission.acquire()
+        try:
+            context, release_engine = await self._thread(
+                lambda: self.engine.open_context(
+                    user,
+                    readonly=readonly,
+                    database=spec.database,
+                    settings=spec.settings,
+                    session_id=spec.session_id,
+                    session_timeout=spec.session_timeout,
+                    session_check=spec.session_check,
+                )
             )
-        )
+        except BaseException:
+            self.admission.release()
+            raise
+        released = [False]
+
+        def release() -> None:
+            if not released[0]:
+                released[0] = True
+                try:
+                    release_engine()
+                finally:
+                    self.admission.release()
+
+        return context, release
+
+    async def _thread(self, func: Callable[..., Any], *args: Any) -> Any:
+        # Engine calls use their own thread pool, sized above the admission limit, so a full queue can never
+        # starve it (waiting requests hold no thread) and the release of a slot never waits for a thread.
+        return await anyio.to_thread.run_sync(func, *args, limiter=self.admission.threads)
 
     # --- routes ---------------------------------------------------------------------------------------------------
 
@@ -110,7 +162,11 @@ class LocalEndpoint:
         return PlainTextResponse("Ok.\n")
 
     async def metrics_route(self, request: Request) -> Response:
+        refused = self.hosts.refusal(request.headers)
+        if refused:
+            return self._error(refused, "")
         self.metrics.sessions.set(self.engine.sessions)
+        self.metrics.queued.set(self.admission.waiting)
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def query(self, request: Request) -> Response:
@@ -120,34 +176,48 @@ class LocalEndpoint:
         if request.method == "GET" and "query" not in request.query_params:
             return PlainTextResponse("Ok.\n")  # ClickHouse's answer to a bare GET /
         try:
+            refused = self.hosts.refusal(request.headers)
+            if refused:
+                raise refused
             spec = parse_request(request.query_params.multi_items(), request.headers)
             query_id = spec.query_id or query_id
             user = self.users.authenticate(spec.credentials)
-            # GET may only read, as in ClickHouse (readonly=2: settings may change, data may not).
-            readonly = 2 if request.method in ("GET", "HEAD") else 0
+            # GET may only read, as in ClickHouse (readonly=2: settings may change, data may not), whatever the
+            # session: the statement check below does not depend on the engine context's own level.
+            read_only = request.method in ("GET", "HEAD")
+            readonly = 2 if read_only else 0
+            if read_only and spec.settings.get("readonly", "2") not in ("1", "2"):
+                raise ClickHouseError(READONLY, f"{user.name}: Cannot modify 'readonly' setting in readonly mode")
+            policy = self._policy(user, read_only)
             body = self._body(request)
             text = bytearray(spec.query.encode("utf-8"))
             if text and request.method == "POST":
                 text += b"\n"
             classified = Classified(Kind.NEED_MORE)
+            # The head is re-classified only when the text has doubled since the last look: linear in its length
+            # however small the pieces arrive (re-scanning on every piece was quadratic on a body of spaces).
+            next_look = 0
             async for piece in body:
                 text += piece
+                self._check_size(text)
+                if len(text) < next_look:
+                    continue
                 classified = classify(bytes(text), complete=False)
                 if classified.kind is not Kind.NEED_MORE:
                     break
+                next_look = 2 * len(text)
             if classified.kind is Kind.NEED_MORE:
                 classified = classify(bytes(text), complete=True)
             if classified.kind is Kind.DATA_INSERT:
+                check(classified.statement, policy)
                 return await self._insert(spec, user, readonly, classified, text, body, query_id, started)
             async for piece in body:
                 text += piece
-                if len(text) > MAX_QUERY_BYTES:
-                    raise ClickHouseError(
-                        SYNTAX_ERROR, f"Query is too large ({len(text)} bytes): send data with FORMAT"
-                    )
+                self._check_size(text)
             sql = bytes(text).decode("utf-8", errors="surrogateescape").strip()
             if not sql:
                 raise ClickHouseError(SYNTAX_ERROR, "Empty query")
+            check(sql, policy)
             return await self._query(request, spec, user, readonly, sql, query_id, started)
         except ClickHouseError as exc:
             if user is not None and exc.message.startswith("default: "):
@@ -158,6 +228,14 @@ class LocalEndpoint:
         except ClientDisconnect:
             log.info("client went away mid-request", extra={"query_id": query_id})
             return Response(status_code=499)
+
+    def _check_size(self, text: bytearray) -> None:
+        if len(text) > self.max_query_bytes:
+            raise ClickHouseError(
+                QUERY_IS_TOO_LARGE,
+                f"Query is too large (more than {self.max_query_bytes} bytes, FINPULSE_CLICKHOUSE_MAX_QUERY_BYTES): "
+                "send data as INSERT ... FORMAT <format> followed by the rows",
+            )
 
     async def _body(self, request: Request) -> AsyncIterator[bytes]:
         if request.method != "POST":
@@ -187,7 +265,7 @@ class LocalEndpoint:
         context, release = await self._open(spec, user, readonly)
         self.metrics.in_flight.inc()
         try:
-            inserter = await anyio.to_thread.run_sync(context.begin_insert, classified.statement, classified.fmt)
+            inserter = await self._thread(context.begin_insert, classified.statement, classified.fmt)
             try:
                 pending = bytearray(text[classified.data_offset :])
                 del text[:]
@@ -195,15 +273,15 @@ class LocalEndpoint:
                     pending += piece
                     if len(pending) >= INSERT_BATCH_BYTES:
                         batch, pending = bytes(pending), bytearray()
-                        await anyio.to_thread.run_sync(inserter.append, batch)
-                await anyio.to_thread.run_sync(inserter.append, bytes(pending))
-                result = await anyio.to_thread.run_sync(inserter.finish)
+                        await self._thread(inserter.append, batch)
+                await self._thread(inserter.append, bytes(pending))
+                result = await self._thread(inserter.finish)
             except BaseException:
-                await anyio.to_thread.run_sync(inserter.cancel)
+                await self._thread(inserter.cancel)
                 raise
         finally:
             self.metrics.in_flight.dec()
-            await anyio.to_thread.run_sync(release)
+            release()
         self.metrics.queries.labels("insert").inc()
         self.metrics.inserted_rows.inc(result.written_rows)
         self.metrics.inserted_bytes.inc(inserter.received_bytes)
@@ -227,10 +305,10 @@ class LocalEndpoint:
         self.metrics.in_flight.inc()
         if not stream:
             try:
-                result = await anyio.to_thread.run_sync(context.run, sql, spec.default_format, spec.params)
+                result = await self._thread(context.run, sql, spec.default_format, spec.params)
             finally:
                 self.metrics.in_flight.dec()
-                await anyio.to_thread.run_sync(release)
+                release()
             self.metrics.queries.labels("query").inc()
             self.metrics.duration.labels("query").observe(time.perf_counter() - started)
             data = result.data
@@ -244,11 +322,11 @@ class LocalEndpoint:
         # block still gets its proper status; a later error aborts the connection (see _stream_body).
         chunks = context.stream(sql, spec.default_format, spec.params)
         try:
-            first = await anyio.to_thread.run_sync(next, chunks, None)
+            first = await self._thread(next, chunks, None)
         except BaseException:
             chunks.close()
             self.metrics.in_flight.dec()
-            await anyio.to_thread.run_sync(release)
+            release()
             raise
         headers["X-ClickHouse-Summary"] = self._summary(None)
         return StreamingResponse(
@@ -275,7 +353,7 @@ class LocalEndpoint:
                     self.metrics.response_bytes.inc(len(out))
                     yield out
                 try:
-                    chunk = await anyio.to_thread.run_sync(next, chunks, None)
+                    chunk = await self._thread(next, chunks, None)
                 except ClickHouseError as exc:
                     # Like ClickHouse: the error text goes into the body; then the connection is aborted so no
                     # client can take the partial result for a complete one.
@@ -297,9 +375,26 @@ class LocalEndpoint:
 
 
 def create_app(
-    engine: Engine, users: Users, *, metrics: EndpointMetrics | None = None, display_name: str | None = None
+    engine: Engine,
+    users: Users,
+    *,
+    metrics: EndpointMetrics | None = None,
+    display_name: str | None = None,
+    admission: Admission | None = None,
+    hosts: HostGuard | None = None,
+    user_files: Path | None = None,
+    max_query_bytes: int = MAX_QUERY_BYTES,
 ) -> Starlette:
-    endpoint = LocalEndpoint(engine, users, metrics or EndpointMetrics(), display_name)
+    endpoint = LocalEndpoint(
+        engine,
+        users,
+        metrics or EndpointMetrics(),
+        display_name,
+        admission=admission,
+        hosts=hosts,
+        user_files=user_files,
+        max_query_bytes=max_query_bytes,
+    )
     routes = [
         Route("/", endpoint.query, methods=["GET", "POST"]),
         Route("/query", endpoint.query, methods=["GET", "POST"]),

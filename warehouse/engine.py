@@ -29,6 +29,7 @@ from warehouse.errors import (
     READONLY,
     SESSION_IS_LOCKED,
     SESSION_NOT_FOUND,
+    TOO_MANY_SIMULTANEOUS_QUERIES,
     ClickHouseError,
 )
 
@@ -228,7 +229,7 @@ class DataDirLock:
 
 
 class Engine:
-    def __init__(self, path: Path, anchor: Any, *, max_concurrent: int = 32) -> None:
+    def __init__(self, path: Path, anchor: Any, *, max_concurrent: int = 32, max_sessions: int = 100) -> None:
         self.path = path
         self._anchor = Context(anchor)
         version = self._anchor.run("SELECT version(), timezone()").data.decode().strip().split("\t")
@@ -239,9 +240,21 @@ class Engine:
         self._in_flight = 0
         self._idle = threading.Condition()
         self._closing = False
+        self.max_sessions = max_sessions
+        # Sessions expire on their own, not only when a new one is asked for.
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="session-reaper", daemon=True)
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self._expire_sessions()
+            except Exception:  # never let the reaper die
+                log.exception("expiring sessions failed")
 
     @classmethod
-    def open(cls, path: Path, *, max_concurrent: int = 32) -> Engine:
+    def open(cls, path: Path, *, max_concurrent: int = 32, max_sessions: int = 100) -> Engine:
         """Open the engine on ``path`` (created when missing); EngineOpenError with advice when it cannot."""
         if path.exists() and not path.is_dir():
             raise EngineOpenError(
@@ -250,7 +263,7 @@ class Engine:
         path.mkdir(parents=True, exist_ok=True)
         try:
             anchor = chdb.connect(str(path))
-            engine = cls(path, anchor, max_concurrent=max_concurrent)
+            engine = cls(path, anchor, max_concurrent=max_concurrent, max_sessions=max_sessions)
         except EngineOpenError:
             raise
         except Exception as exc:
@@ -286,7 +299,8 @@ class Engine:
                 if session_id:
                     context, release_session = self._session_context(user, session_id, session_timeout, session_check)
                 else:
-                    context, release_session = self._fresh_context(strictest_readonly(user.readonly, readonly)), None
+                    level = strictest_readonly(user.readonly, readonly)
+                    context, release_session = self._fresh_context(level, user.limits), None
                 try:
                     if database:
                         context.use(database)
@@ -323,11 +337,14 @@ class Engine:
         finally:
             release()
 
-    def _fresh_context(self, readonly: int) -> Context:
+    def _fresh_context(self, readonly: int, limits: dict[str, str] | None = None) -> Context:
         try:
             context = Context(chdb.connect(str(self.path)))
         except Exception as exc:
             raise ClickHouseError.from_engine(exc) from exc
+        if limits:
+            # Before readonly: once it is set, the user's limits cannot be changed by SET any more.
+            context.run("SET " + ", ".join(f"{name} = {_quote_value(value)}" for name, value in limits.items()))
         if readonly:
             # Set first, by the engine: from here on it refuses writes, DDL and any attempt to lift it.
             context.run(f"SET readonly = {int(readonly)}")
@@ -341,7 +358,14 @@ class Engine:
             if session is None:
                 if check:
                     raise ClickHouseError(SESSION_NOT_FOUND, f"Session {session_id} not found")
-                session = _Session(self._fresh_context(user.readonly), timeout, threading.Lock(), time.monotonic())
+                if len(self._sessions) >= self.max_sessions:
+                    raise ClickHouseError(
+                        TOO_MANY_SIMULTANEOUS_QUERIES,
+                        f"Too many open sessions ({self.max_sessions}): close one or let it expire "
+                        "(session_timeout), or raise FINPULSE_CLICKHOUSE_MAX_SESSIONS",
+                    )
+                context = self._fresh_context(user.readonly, user.limits)
+                session = _Session(context, timeout, threading.Lock(), time.monotonic())
                 self._sessions[key] = session
             if not session.lock.acquire(blocking=False):
                 raise ClickHouseError(SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client")
@@ -390,6 +414,7 @@ class Engine:
     def close(self, timeout: float = 30.0) -> None:
         """Refuse new work, let in-flight queries finish, then close every handle (the anchor last), which shuts
         the engine down cleanly so acknowledged inserts are on disk."""
+        self._stop.set()
         with self._idle:
             self._closing = True
             deadline = time.monotonic() + timeout

@@ -38,6 +38,7 @@ class EndpointMetrics:
         )
         self.in_flight = Gauge("finpulse_clickhouse_in_flight", "Statements running now.", registry=self.registry)
         self.sessions = Gauge("finpulse_clickhouse_sessions", "Open HTTP sessions.", registry=self.registry)
+        self.queued = Gauge("finpulse_clickhouse_queued", "Queries waiting for a slot.", registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -21,8 +22,9 @@ from pydantic import ValidationError
 
 from finpulse.logs import setup_logging
 from finpulse.settings import ConfigFileError, Settings, load_settings
+from warehouse.admission import Admission, HostGuard
 from warehouse.app import create_app
-from warehouse.auth import Users
+from warehouse.auth import PasswordlessUserError, Users
 from warehouse.engine import DataDirLock, Engine, EngineOpenError
 
 log = logging.getLogger("warehouse.server")
@@ -55,6 +57,11 @@ def data_path(settings: Settings) -> Path:
     return settings.data_dir / "clickhouse"
 
 
+def user_files_path(settings: Settings) -> Path:
+    """Where the admin's file() and INTO OUTFILE may read and write, like a real server's user_files_path."""
+    return data_path(settings) / "user_files"
+
+
 def bind(host: str, port: int) -> socket.socket:
     """Bind before anything else, so a busy port fails fast with one message instead of uvicorn's traceback."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -79,6 +86,11 @@ def bind(host: str, port: int) -> socket.socket:
 def serve(settings: Settings) -> int:
     path = data_path(settings)
     try:
+        users = Users.from_settings(settings)
+    except PasswordlessUserError as exc:
+        log.error(str(exc))
+        return 2
+    try:
         sock = bind(settings.clickhouse_host, settings.clickhouse_port)
     except PortInUseError as exc:
         log.error(str(exc))
@@ -86,14 +98,34 @@ def serve(settings: Settings) -> int:
     lock = DataDirLock(path)
     try:
         lock.acquire()
-        engine = Engine.open(path)
+        user_files = user_files_path(settings)
+        user_files.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The engine resolves relative file() / INTO OUTFILE paths against the working directory; warehouse/guard.py
+        # refuses absolute paths outside it and any '..'.
+        os.chdir(user_files)
+        engine = Engine.open(
+            path,
+            max_concurrent=settings.clickhouse_max_concurrent_queries,
+            max_sessions=settings.clickhouse_max_sessions,
+        )
     except EngineOpenError as exc:
         lock.release()
         sock.close()
         log.error(str(exc))
         return 3
     try:
-        app = create_app(engine, Users.from_settings(settings))
+        app = create_app(
+            engine,
+            users,
+            admission=Admission(
+                settings.clickhouse_max_concurrent_queries,
+                settings.clickhouse_max_queued_queries,
+                settings.clickhouse_queue_timeout_s,
+            ),
+            hosts=HostGuard.from_settings(settings),
+            user_files=user_files,
+            max_query_bytes=settings.clickhouse_max_query_bytes,
+        )
         config = uvicorn.Config(
             app,
             log_config=None,  # our structured logging, configured once

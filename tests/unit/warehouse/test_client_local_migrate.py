@@ -21,10 +21,12 @@ def test_client_kwargs_local_external_and_readonly() -> None:
     local = client_kwargs(load_settings(clickhouse_port=9999, clickhouse_password="pw"))
     assert (local["host"], local["port"], local["username"], local["password"]) == ("127.0.0.1", 9999, "default", "pw")
     assert local["database"] == "finpulse"
-    external = client_kwargs(load_settings(clickhouse_url="https://a:b@h:8443/x"), readonly=True)
+    external = client_kwargs(
+        load_settings(clickhouse_url="https://a:b@h:8443/x", clickhouse_analyst_password="ro"), readonly=True
+    )
     assert (external["username"], external["password"], external["database"], external["secure"]) == (
         "analyst",
-        "analyst",
+        "ro",
         "x",
         True,
     )

@@ -1,7 +1,7 @@
 import pytest
 
 from finpulse.settings import load_settings
-from warehouse.auth import Users
+from warehouse.auth import PasswordlessUserError, User, Users
 from warehouse.engine import strictest_readonly
 from warehouse.errors import ClickHouseError, http_status, parse_engine_message
 from warehouse.protocol import Credentials
@@ -28,7 +28,15 @@ def test_unparseable_engine_message_is_still_an_error() -> None:
 
 @pytest.mark.parametrize(
     ("name", "status"),
-    [("SYNTAX_ERROR", 400), ("UNKNOWN_TABLE", 404), ("AUTHENTICATION_FAILED", 403), ("READONLY", 500), ("X", 500)],
+    [
+        ("SYNTAX_ERROR", 400),
+        ("UNKNOWN_TABLE", 404),
+        ("AUTHENTICATION_FAILED", 403),
+        ("READONLY", 403),
+        ("ACCESS_DENIED", 403),
+        ("TOO_MANY_SIMULTANEOUS_QUERIES", 503),
+        ("X", 500),
+    ],
 )
 def test_http_status_like_clickhouse(name: str, status: int) -> None:
     assert http_status(name) == status
@@ -52,3 +60,40 @@ def test_readonly_levels_strictest_wins() -> None:
     assert strictest_readonly(1, 2) == 1  # an analyst's GET stays readonly=1, not 2
     assert strictest_readonly(0, 2) == 2
     assert strictest_readonly(0, 0) == 0
+
+
+def test_passwords_are_generated_per_install_into_an_owner_only_file(tmp_path) -> None:
+    first = load_settings(data_dir=tmp_path)
+    assert first.clickhouse_password and first.clickhouse_analyst_password
+    assert first.clickhouse_password != first.clickhouse_analyst_password
+    secrets = tmp_path / "secrets.json"
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    again = load_settings(data_dir=tmp_path)  # every process of the install gets the same values
+    assert (again.clickhouse_password, again.clickhouse_analyst_password) == (
+        first.clickhouse_password,
+        first.clickhouse_analyst_password,
+    )
+    assert load_settings(data_dir=tmp_path, clickhouse_password="mine").clickhouse_password == "mine"
+    assert load_settings(data_dir=tmp_path / "other").clickhouse_password != first.clickhouse_password
+
+
+def test_a_passwordless_user_is_refused() -> None:
+    with pytest.raises(PasswordlessUserError, match="empty password"):
+        Users([User("default", "", 0)])
+    users = Users([User("default", "pw", 0)])
+    with pytest.raises(ClickHouseError):
+        users.authenticate(Credentials("default", "", "none"))
+
+
+def test_config_masks_secrets_unless_asked(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from finpulse.cli import app
+
+    monkeypatch.setenv("FINPULSE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FINPULSE_ALERTS_WEBHOOK_SECRET", "hook-key")
+    password = load_settings(data_dir=tmp_path).clickhouse_password
+    masked = CliRunner().invoke(app, ["config"]).output
+    assert "FINPULSE_CLICKHOUSE_PASSWORD=***" in masked and password not in masked and "hook-key" not in masked
+    shown = CliRunner().invoke(app, ["config", "--show-secrets"]).output
+    assert f"FINPULSE_CLICKHOUSE_PASSWORD={password}" in shown and "hook-key" in shown
