@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 import os
 from pathlib import Path
 
@@ -41,20 +40,32 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
-def cpu_threads(requested: int | None) -> int:
-    """Intra-op threads: as asked, else the cores this process may use minus the ones other work keeps busy.
-
-    OpenMP threads that outnumber the free cores wait on each other at every barrier: on this 2-core machine with
-    a load average of ~8 from other processes, a training step took ~10 s with 2 threads and ~1.2 s with 1.
-    """
-    if requested:
-        return requested
+def affinity_cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, cgroup cpusets), not the machine's count."""
     try:
-        cores = max(1, len(os.sched_getaffinity(0)))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        cores = max(1, os.cpu_count() or 1)
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # pragma: no cover - no load average on this platform
-        busy = 0.0
-    return max(1, min(cores, math.floor(cores - busy + 0.75)))
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_for_worker(cores: int, workers: int, index: int) -> int:
+    """Worker ``index`` of ``workers`` on one machine gets its share of ``cores``; the first ``cores % workers``
+    workers take one more, and every worker gets at least one (oversubscribing beats idling a worker)."""
+    if cores < 1 or workers < 1 or index < 0:
+        raise ValueError(f"need cores >= 1, workers >= 1, index >= 0 (got {cores}, {workers}, {index})")
+    index %= workers
+    return max(1, cores // workers + (1 if index < cores % workers else 0))
+
+
+def cpu_threads(requested: int | None) -> int:
+    """Intra-op threads: as asked (settings.model_threads), else every core in this process's affinity.
+
+    No load-average guess: the load average counts this process's own threads and every short job on the box, so
+    it chose 1 thread on 2 cores whenever the stack ran. Several workers on one machine split the cores with
+    ``threads_for_worker`` and pass the result as ``requested``.
+    """
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"threads must be >= 1, got {requested}")
+        return requested
+    return affinity_cores()

@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+from classifier.device import affinity_cores, threads_for_worker
 from finpulse.settings import Settings
 from stream.health import HealthServer
 from stream.metrics import StreamMetrics
@@ -68,6 +69,10 @@ class StreamWorker:
         self.app = faust.App(self.group, **faust_options(settings, index))
         self.topics = declare(self.app, settings)
         self.device = device_for_worker(settings.model_device, index)
+        if self.device == "cpu" and settings.model_threads is None:
+            # Workers on one machine split its cores instead of each spinning up one thread per core.
+            threads = threads_for_worker(affinity_cores(), settings.stream_workers_per_host, index)
+            settings = self.settings = settings.model_copy(update={"model_threads": threads})
         self.models = ModelServer(settings, self.device, on_swap=self._on_swap)
         self.runner = BatchRunner(
             settings,
