@@ -120,6 +120,7 @@ _STATUS_BY_NAME.update(
             "UNKNOWN_DATABASE_ENGINE",
             "UNKNOWN_TYPE_OF_QUERY",
             "UNKNOWN_ROLE",
+            "SESSION_NOT_FOUND",
         ),
         404,
     )
