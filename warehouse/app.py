@@ -29,6 +29,7 @@ from warehouse.engine import Context, Engine, Result
 from warehouse.errors import QUERY_IS_TOO_LARGE, READONLY, SYNTAX_ERROR, ClickHouseError
 from warehouse.guard import Policy, check
 from warehouse.metrics import EndpointMetrics
+from warehouse.native_blocks import METHODS, BlockDecoder, BlockEncoder, ChainedDecoder, ChainedEncoder
 from warehouse.protocol import (
     Classified,
     Kind,
@@ -189,7 +190,7 @@ class LocalEndpoint:
             if read_only and spec.settings.get("readonly", "2") not in ("1", "2"):
                 raise ClickHouseError(READONLY, f"{user.name}: Cannot modify 'readonly' setting in readonly mode")
             policy = self._policy(user, read_only)
-            body = self._body(request)
+            body = self._body(request, spec)
             text = bytearray(spec.query.encode("utf-8"))
             if text and request.method == "POST":
                 text += b"\n"
@@ -199,12 +200,12 @@ class LocalEndpoint:
             next_look = 0
             async for piece in body:
                 text += piece
-                self._check_size(text)
-                if len(text) < next_look:
+                if len(text) < next_look and len(text) <= self.max_query_bytes:
                     continue
                 classified = classify(bytes(text), complete=False)
                 if classified.kind is not Kind.NEED_MORE:
                     break
+                self._check_size(text)  # only the statement counts: INSERT data after its head is streamed
                 next_look = 2 * len(text)
             if classified.kind is Kind.NEED_MORE:
                 classified = classify(bytes(text), complete=True)
@@ -229,6 +230,18 @@ class LocalEndpoint:
             log.info("client went away mid-request", extra={"query_id": query_id})
             return Response(status_code=499)
 
+    @staticmethod
+    def _encoder_factory(spec: QueryRequest, encoding: str | None) -> Callable[[], Any] | None:
+        """Native blocks (compress=1) and/or HTTP compression, the blocks inside, as ClickHouse layers them."""
+        if spec.native_compress:
+            method = METHODS[spec.native_method]
+            if encoding:
+                return lambda: ChainedEncoder(BlockEncoder(method), response_encoder(encoding))
+            return lambda: BlockEncoder(method)
+        if encoding:
+            return lambda: response_encoder(encoding)
+        return None
+
     def _check_size(self, text: bytearray) -> None:
         if len(text) > self.max_query_bytes:
             raise ClickHouseError(
@@ -237,10 +250,12 @@ class LocalEndpoint:
                 "send data as INSERT ... FORMAT <format> followed by the rows",
             )
 
-    async def _body(self, request: Request) -> AsyncIterator[bytes]:
+    async def _body(self, request: Request, spec: QueryRequest) -> AsyncIterator[bytes]:
         if request.method != "POST":
             return
-        decoder = request_decoder(request.headers.get("content-encoding"))
+        decoder: Any = request_decoder(request.headers.get("content-encoding"))
+        if spec.native_decompress:
+            decoder = ChainedDecoder(decoder, BlockDecoder(verify=spec.verify_checksums))
         async for chunk in request.stream():
             if chunk:
                 self.metrics.request_bytes.inc(len(chunk))
@@ -300,6 +315,7 @@ class LocalEndpoint:
         headers = {"X-ClickHouse-Format": fmt}
         if encoding:
             headers["Content-Encoding"] = encoding
+        make_encoder = self._encoder_factory(spec, encoding)
         stream = fmt in STREAM_FORMATS and not spec.wait_end_of_query and first_keyword(sql) in STREAM_STATEMENTS
         context, release = await self._open(spec, user, readonly)
         self.metrics.in_flight.inc()
@@ -312,8 +328,8 @@ class LocalEndpoint:
             self.metrics.queries.labels("query").inc()
             self.metrics.duration.labels("query").observe(time.perf_counter() - started)
             data = result.data
-            if encoding:
-                encoder = response_encoder(encoding)
+            if make_encoder:
+                encoder = make_encoder()
                 data = encoder.compress(data) + encoder.flush()
             self.metrics.response_bytes.inc(len(data))
             headers["X-ClickHouse-Summary"] = self._summary(result)
@@ -330,7 +346,7 @@ class LocalEndpoint:
             raise
         headers["X-ClickHouse-Summary"] = self._summary(None)
         return StreamingResponse(
-            self._stream_body(first, chunks, release, encoding, query_id, started),
+            self._stream_body(first, chunks, release, make_encoder, query_id, started),
             headers=self._headers(query_id, headers),
             media_type=content_type(fmt),
         )
@@ -340,11 +356,11 @@ class LocalEndpoint:
         first: bytes | None,
         chunks: Iterator[bytes],
         release: Callable[[], None],
-        encoding: str | None,
+        make_encoder: Callable[[], Any] | None,
         query_id: str,
         started: float,
     ) -> AsyncIterator[bytes]:
-        encoder = response_encoder(encoding) if encoding else None
+        encoder = make_encoder() if make_encoder else None
         try:
             chunk = first
             while chunk is not None:
@@ -359,7 +375,8 @@ class LocalEndpoint:
                     # client can take the partial result for a complete one.
                     self.metrics.errors.labels(exc.name).inc()
                     log.warning("query failed mid-stream", extra={"query_id": query_id, "error": exc.name})
-                    yield f"\n{exc.text}\n".encode()
+                    error = f"\n{exc.text}\n".encode()
+                    yield encoder.compress(error) + encoder.flush() if encoder else error
                     raise
             if encoder:
                 tail = encoder.flush()

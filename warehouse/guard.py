@@ -232,6 +232,8 @@ def _check_path(tok: Token | None, policy: Policy, what: str) -> None:
 
 
 def _deny(policy: Policy, message: str, *, readonly: bool = False) -> None:
-    if readonly:
+    # A read-only user or request gets ClickHouse's READONLY error, as a real server answers readonly=1 users
+    # (clients such as the SQL explorer recognise it); the admin gets ACCESS_DENIED.
+    if readonly or policy.read_only:
         raise ClickHouseError(READONLY, f"{policy.user}: Cannot execute query in readonly mode: {message}")
     raise ClickHouseError(ACCESS_DENIED, f"{policy.user}: Not enough privileges: {message}")

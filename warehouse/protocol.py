@@ -43,6 +43,7 @@ TRANSPORT_PARAMS = frozenset(
         "http_native_compression_disable_checksumming_on_decompress",
         "compress",
         "decompress",
+        "network_compression_method",
     }
 )
 
@@ -81,6 +82,10 @@ class QueryRequest:
     query_id: str | None = None
     wait_end_of_query: bool = False
     http_compression: bool = False
+    native_compress: bool = False  # compress=1: the response in ClickHouse's native compressed blocks
+    native_decompress: bool = False  # decompress=1: the request body is in native compressed blocks
+    native_method: str = "lz4"
+    verify_checksums: bool = True
 
 
 def parse_credentials(params: Mapping[str, str], headers: Mapping[str, str]) -> Credentials:
@@ -129,12 +134,9 @@ def parse_request(params: Iterable[tuple[str, str]], headers: Mapping[str, str])
             if not _SETTING_NAME.match(key):
                 raise ClickHouseError(BAD_ARGUMENTS, f"Invalid setting name {key!r}")
             settings[key] = value
-    if _truthy(flat.get("compress")) or _truthy(flat.get("decompress")):
-        raise ClickHouseError(
-            NOT_IMPLEMENTED,
-            "ClickHouse native block compression (compress/decompress=1) is not supported by the local endpoint; "
-            "use HTTP compression (Content-Encoding / enable_http_compression=1)",
-        )
+    method = (flat.get("network_compression_method") or "lz4").strip().lower()
+    if method not in ("lz4", "zstd", "none"):
+        raise ClickHouseError(BAD_ARGUMENTS, f"Unknown network_compression_method {method!r}: use LZ4, ZSTD or NONE")
     timeout = flat.get("session_timeout")
     try:
         session_timeout = float(timeout) if timeout else DEFAULT_SESSION_TIMEOUT_S
@@ -157,6 +159,10 @@ def parse_request(params: Iterable[tuple[str, str]], headers: Mapping[str, str])
         query_id=flat.get("query_id") or headers.get("x-clickhouse-query-id") or None,
         wait_end_of_query=_truthy(flat.get("wait_end_of_query")),
         http_compression=_truthy(flat.get("enable_http_compression")),
+        native_compress=_truthy(flat.get("compress")),
+        native_decompress=_truthy(flat.get("decompress")),
+        native_method=method,
+        verify_checksums=not _truthy(flat.get("http_native_compression_disable_checksumming_on_decompress")),
     )
 
 

@@ -225,15 +225,56 @@ def test_sessions_are_capped_and_expire(endpoint: Endpoint) -> None:
     statuses = [r.status_code for r in answers]
     assert statuses.count(503) >= 1 and "sessions" in answers[-1].text, statuses
     time.sleep(4)  # they expire on their own, without any new request
-    r = httpx.post(
-        endpoint.url, params={"session_id": ids[0], "session_check": "1"}, content=b"SELECT 1", auth=endpoint.admin
-    )
-    assert r.status_code == 404 and _code(r) == "372", r.text
-    metrics = httpx.get(f"{endpoint.url}/metrics").text
-    assert "finpulse_clickhouse_sessions 0.0" in metrics
+    for sid in ids:
+        r = httpx.post(
+            endpoint.url, params={"session_id": sid, "session_check": "1"}, content=b"SELECT 1", auth=endpoint.admin
+        )
+        assert r.status_code == 404 and _code(r) == "372", r.text
 
 
 def test_no_file_appeared_outside_the_data_dir(endpoint: Endpoint) -> None:
     # INTO OUTFILE and file() resolve against the endpoint's working directory: it is user_files, nothing else.
     cwd = os.readlink(f"/proc/{endpoint.process.pid}/cwd")
     assert cwd == str(endpoint.user_files)
+
+
+# --- native block compression (what the Java client uses by default) --------------------------------------------
+
+
+def test_native_compressed_round_trip_and_a_corrupt_block(endpoint: Endpoint) -> None:
+    from warehouse import native_blocks
+
+    table = f"blocks_{uuid.uuid4().hex[:8]}"
+    assert _post(endpoint, f"CREATE TABLE {table} (id UInt32, s String) ENGINE = MergeTree ORDER BY id").is_success
+    rows = b"".join(f"{i}\tline {i}\n".encode() for i in range(200_000))
+    for method, first in ((native_blocks.LZ4, 0), (native_blocks.ZSTD, 200_000)):
+        shifted = rows if first == 0 else b"".join(f"{i}\tz\n".encode() for i in range(first, first + 1000))
+        body = native_blocks.compress(shifted, method)
+        r = httpx.post(
+            endpoint.url,
+            params={"query": f"INSERT INTO {table} FORMAT TabSeparated", "decompress": "1"},
+            content=body,
+            auth=endpoint.admin,
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+    for method in ("lz4", "zstd"):
+        r = httpx.post(
+            endpoint.url,
+            params={"compress": "1", "network_compression_method": method},
+            content=f"SELECT count(), sum(id) FROM {table}".encode(),
+            auth=endpoint.admin,
+        )
+        assert r.status_code == 200 and r.content[16] == native_blocks.METHODS[method], r.content[:40]
+        decoder = native_blocks.BlockDecoder()
+        assert (decoder.feed(r.content) + decoder.finish()).split() == [b"201000", str(sum(range(201_000))).encode()]
+    bad = bytearray(native_blocks.compress(b"1\tx\n"))
+    bad[-1] ^= 0x01  # one bit of the payload
+    r = httpx.post(
+        endpoint.url,
+        params={"query": f"INSERT INTO {table} FORMAT TabSeparated", "decompress": "1"},
+        content=bytes(bad),
+        auth=endpoint.admin,
+    )
+    assert r.status_code == 400 and _code(r) == "40" and "Checksum doesn't match" in r.text, r.text
+    assert _post(endpoint, f"SELECT count() FROM {table}").text == "201000\n"

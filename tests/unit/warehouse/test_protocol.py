@@ -55,8 +55,10 @@ def test_mixed_credentials_refused() -> None:
 def test_bad_inputs_refused() -> None:
     with pytest.raises(ClickHouseError, match="Invalid setting name"):
         parse_request([("max threads", "1")], {})
-    with pytest.raises(ClickHouseError, match="native block compression"):
-        parse_request([("compress", "1")], {})
+    with pytest.raises(ClickHouseError, match="network_compression_method"):
+        parse_request([("compress", "1"), ("network_compression_method", "brotli")], {})
+    spec = parse_request([("compress", "1"), ("decompress", "1"), ("network_compression_method", "ZSTD")], {})
+    assert spec.native_compress and spec.native_decompress and spec.native_method == "zstd"
     with pytest.raises(ClickHouseError, match="Session timeout"):
         parse_request([("session_timeout", "0")], {})
 
