@@ -201,6 +201,16 @@ class Settings(BaseSettings):
         None, ge=1, description="CPU inference threads; default: the cores in the process's CPU affinity."
     )
     model_int8: bool = Field(False, description="Torch backend on CPU only: dynamic int8 linear layers.")
+    trainer_recipe: str = Field(
+        "default", description="Recipe the background `trainer` part trains to convergence (name or TOML file)."
+    )
+    trainer_threads: int = Field(
+        1, ge=1, description="Torch threads of the background trainer (it also runs at nice 19: the stream comes first)."
+    )
+    trainer_nice: int = Field(19, ge=0, le=19, description="Scheduling niceness of the background trainer.")
+    promotion_min_delta: float = Field(
+        0.0, ge=0, description="A candidate is promoted when its shadow score beats the serving model's by more."
+    )
 
     # --- ingest ------------------------------------------------------------------------------------------------
     ingest_host: str = Field("127.0.0.1", description="Address the ingest worker (push endpoint, health) listens on.")
@@ -295,11 +305,20 @@ class Settings(BaseSettings):
     stream_commit_interval_s: float = Field(
         1.0, gt=0, description="How often offsets of stored documents are committed to Kafka."
     )
+    stream_max_message_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Raw messages larger than this go to the DLQ undecoded (reason: too large).",
+    )
+    stream_max_json_depth: int = Field(
+        32, ge=2, le=500, description="Raw documents nested deeper than this go to the DLQ (reason: too deep)."
+    )
 
     # --- supervisor ----------------------------------------------------------------------------------------------
     stack_services: str = Field(
-        "kafka,clickhouse,model,ingest,stream,alerts,dashboard",
-        description="Parts `finpulse up` runs, in order (model = train the default model when none is promoted).",
+        "kafka,clickhouse,model,ingest,stream,trainer,alerts,dashboard",
+        description="Parts `finpulse up` runs, in order (model = the quick model when none is promoted; trainer = "
+        "the transformer, trained in the background and promoted when it beats the serving model).",
     )
     health_timeout_s: float = Field(120.0, gt=0, description="How long `finpulse up` waits for a part to be healthy.")
     restart_backoff_max_s: float = Field(30.0, gt=0, description="Longest wait before restarting a crashed part.")

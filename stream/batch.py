@@ -51,15 +51,67 @@ class Decoded:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def decode(messages: Iterable[Incoming]) -> Decoded:
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024  # settings.stream_max_message_bytes
+MAX_JSON_DEPTH = 32  # settings.stream_max_json_depth
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, iteratively (no recursion) and stopping once past ``limit``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_one(message: Incoming, max_bytes: int = MAX_MESSAGE_BYTES, max_depth: int = MAX_JSON_DEPTH) -> RawDocument:
+    """One message as a raw document; raises ContractError (with the field and reason) for ANY bad input - size,
+    encoding, nesting, JSON, shape, types - so no input can crash or wedge the agent."""
+    value = message.value
+    if not value:
+        raise ContractError("", "empty message (no value)")
+    if len(value) > max_bytes:
+        raise ContractError("size", f"too large: {len(value)} bytes, the limit is {max_bytes}")
+    try:
+        text = bytes(value).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError("", f"not UTF-8 at byte {exc.start}") from exc
+    try:
+        payload = json.loads(text, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise ContractError("depth", f"too deeply nested (more than {max_depth} levels)") from exc
+    except ValueError as exc:
+        raise ContractError("", f"not JSON: {exc}"[:500]) from exc
+    if json_depth(payload, max_depth) > max_depth:
+        raise ContractError("depth", f"too deeply nested (more than {max_depth} levels)")
+    if isinstance(payload, dict) and not isinstance(payload.get("schema_version", 1), int):
+        raise ContractError("schema_version", f"must be an integer, got {type(payload['schema_version']).__name__}")
+    try:
+        return parse_raw(payload)
+    except ContractError:
+        raise
+    except Exception as exc:  # a validator tripped on an input shape it did not expect: still a bad document
+        raise ContractError("", f"invalid document ({type(exc).__name__}: {exc})"[:500]) from exc
+
+
+def decode(
+    messages: Iterable[Incoming], max_bytes: int = MAX_MESSAGE_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> Decoded:
     """Validate every message against the contract; nothing is dropped: invalid ones become rejects."""
     out = Decoded()
     for message in messages:
-        if not message.value:
-            out.rejects.append(Reject(message, "", "empty message (no value)"))
-            continue
         try:
-            doc = parse_raw(message.value)
+            doc = decode_one(message, max_bytes, max_depth)
         except ContractError as exc:
             out.rejects.append(Reject(message, exc.field, str(exc)))
             continue
@@ -76,6 +128,13 @@ class Engine(Protocol):
     def supports_language(self, lang: str | None) -> bool: ...
 
     def predict(self, texts: Sequence[str]) -> list[Any]: ...
+
+
+@dataclass
+class Classified:
+    docs: list[ClassifiedDocument] = field(default_factory=list)
+    sources: list[Incoming] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)  # documents the model raised on
 
 
 def classify(engine: Engine, docs: Sequence[RawDocument], now: datetime | None = None) -> list[ClassifiedDocument]:
@@ -95,6 +154,30 @@ def classify(engine: Engine, docs: Sequence[RawDocument], now: datetime | None =
             )
         )
     return out
+
+
+def classify_safely(engine: Engine, decoded: Decoded, now: datetime | None = None) -> Classified:
+    """``classify`` the batch; if the engine raises, classify document by document so only the documents the
+    model raises on are dead-lettered (field 'model') and the rest of the batch is stored."""
+    now = now or utcnow()
+    try:
+        return Classified(classify(engine, decoded.docs, now), list(decoded.sources))
+    except Exception as exc:
+        if len(decoded.docs) <= 1:
+            failures = [(0, exc)] if decoded.docs else []
+            return Classified(rejects=[_model_reject(decoded.sources[i], e) for i, e in failures])
+    out = Classified()
+    for doc, source in zip(decoded.docs, decoded.sources, strict=True):
+        try:
+            out.docs.extend(classify(engine, [doc], now))
+            out.sources.append(source)
+        except Exception as exc:
+            out.rejects.append(_model_reject(source, exc))
+    return out
+
+
+def _model_reject(message: Incoming, exc: BaseException) -> Reject:
+    return Reject(message, "model", f"the model raised {type(exc).__name__}: {exc}"[:1000])
 
 
 def row(doc: ClassifiedDocument) -> list[Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from typing import Any
 
 from finpulse.contracts import ClassifiedDocument
 from finpulse.settings import Settings
-from stream.batch import Incoming, Reject, classify, decode, row
+from stream.batch import Incoming, Reject, classify_safely, decode, row
 from stream.metrics import StreamMetrics
 from stream.sinks import RowsRejectedError, SinkUnavailableError
 from stream.sinks.classified import ClassifiedSink
@@ -60,6 +61,14 @@ class RunnerState:
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
+@dataclass
+class _Pending:
+    """A batch's events, acked only once it and every batch taken before it are stored (see ``_release``)."""
+
+    events: list[Any]
+    done: bool = False
+
+
 class BatchRunner:
     def __init__(
         self,
@@ -83,6 +92,9 @@ class BatchRunner:
         self._sink = ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
         self._slots: asyncio.Semaphore | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        # Batches in the order they were taken. faust commits past an unacked offset when the acked ones after it
+        # start one offset later (consumer._new_offset), so offsets are acked strictly in order, never out of it.
+        self._order: list[_Pending] = []
 
     @property
     def slots(self) -> asyncio.Semaphore:
@@ -97,32 +109,56 @@ class BatchRunner:
             return
         for event in events:
             event.message.incref()  # see the module docstring: our final ack, not take_events', commits
-        messages = [
-            Incoming(e.message.key, e.value, e.message.topic, e.message.partition, e.message.offset) for e in events
-        ]
-        self.metrics.batch_size.observe(len(messages))
-        engine = await self.models.current()
-        loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._infer, self.prepare, engine, messages)
+        pending = _Pending(list(events))
+        self._order.append(pending)
+        try:
+            messages = [
+                Incoming(e.message.key, e.message.value, e.message.topic, e.message.partition, e.message.offset)
+                for e in events
+            ]
+            self.metrics.batch_size.observe(len(messages))
+            engine = await self.models.current()
+            loop = asyncio.get_running_loop()
+            prepared = await loop.run_in_executor(self._infer, self.prepare_with, engine, messages)
+        except Exception:
+            # Not a bad message (decode and classify turn those into rejects): a fault of this worker. Its events
+            # stay unacked, so nothing after them is committed; exit and let the supervisor restart the worker
+            # from the committed offset instead of letting faust restart the agent past a batch it lost.
+            log.critical("stream batch failed unexpectedly; exiting so it is redelivered", exc_info=True)
+            self._fatal()
+            raise
         self.metrics.stage.labels("decode").observe(prepared.decode_s)
         self.metrics.stage.labels("inference").observe(prepared.inference_s)
         self.metrics.inference.observe(prepared.inference_s)
         started = time.perf_counter()
         await self.slots.acquire()
         self.metrics.stage.labels("wait_slot").observe(time.perf_counter() - started)
-        task = asyncio.create_task(self._deliver(prepared, list(events)))
+        task = asyncio.create_task(self._deliver(prepared, pending))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
     @staticmethod
-    def prepare(engine: Any, messages: list[Incoming]) -> Prepared:
-        """Decode, validate and classify (runs on the inference thread)."""
+    def prepare(
+        engine: Any, messages: list[Incoming], max_bytes: int | None = None, max_depth: int | None = None
+    ) -> Prepared:
+        """Decode, validate and classify (runs on the inference thread). Bad messages and documents the model
+        raises on become rejects; nothing here raises for a message's content."""
         t0 = time.perf_counter()
-        decoded = decode(messages)
+        limits = {k: v for k, v in (("max_bytes", max_bytes), ("max_depth", max_depth)) if v is not None}
+        decoded = decode(messages, **limits)
         t1 = time.perf_counter()
-        docs = classify(engine, decoded.docs)
+        out = classify_safely(engine, decoded)
         t2 = time.perf_counter()
-        return Prepared(docs, decoded.sources, decoded.rejects, engine.model_version, t1 - t0, t2 - t1)
+        return Prepared(out.docs, out.sources, decoded.rejects + out.rejects, engine.model_version, t1 - t0, t2 - t1)
+
+    def prepare_with(self, engine: Any, messages: list[Incoming]) -> Prepared:
+        s = self.settings
+        return self.prepare(engine, messages, s.stream_max_message_bytes, s.stream_max_json_depth)
+
+    def _fatal(self) -> None:
+        """Hard exit (overridable in tests): no commit of anything after the lost batch can follow."""
+        logging.shutdown()
+        os._exit(70)
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) for batches being delivered; what does not finish is redelivered after a restart."""
@@ -135,7 +171,7 @@ class BatchRunner:
         self.clickhouse.close()
 
     # --- delivery -------------------------------------------------------------------------------------------
-    async def _deliver(self, batch: Prepared, events: list[Any]) -> None:
+    async def _deliver(self, batch: Prepared, pending: _Pending) -> None:
         try:
             refused = await self._store(batch.docs, 0)
             stored_at = time.time()
@@ -147,21 +183,44 @@ class BatchRunner:
                 await self._timed("classified", lambda: self.classified.write_docs(docs))
             if rejects:
                 await self._timed("dlq", lambda: self.dlq.write_rejects(rejects))
-            for event in events:
-                event.ack()  # the final reference: these offsets may now be committed
+            pending.done = True
+            self._release()
+            self._count(docs, rejects)
+        except Exception:
+            log.critical("stream batch delivery failed unexpectedly; exiting so it is redelivered", exc_info=True)
+            self._fatal()
+            raise
+        finally:
+            self.slots.release()
+
+    def _release(self) -> None:
+        """Ack the stored batches at the head of the taken order: an offset becomes committable only when every
+        offset before it (in this worker) was stored or dead-lettered."""
+        while self._order and self._order[0].done:
+            for event in self._order.pop(0).events:
+                event.ack()  # the final reference: this offset may now be committed
                 m = event.message
                 key = (m.topic, m.partition)
                 self.state.next_offsets[key] = max(self.state.next_offsets.get(key, 0), m.offset + 1)
-            self._count(docs, rejects)
-        finally:
-            self.slots.release()
 
     async def _store(self, docs: list[ClassifiedDocument], first: int) -> dict[int, str]:
         """Insert the rows in one request. Rows ClickHouse refuses as data (not as an outage) are isolated by
         halving; returns {index in the batch: reason} of the refused ones (they go to the DLQ)."""
         if not docs:
             return {}
-        rows = [row(d) for d in docs]
+        rows, unshaped = [], {}
+        for i, doc in enumerate(docs):
+            try:
+                rows.append(row(doc))
+            except Exception as exc:  # a value no row can hold (e.g. meta json.dumps refuses): that document only
+                unshaped[first + i] = f"cannot shape the row: {type(exc).__name__}: {exc}"[:500]
+        if unshaped:
+            kept = [(i, d) for i, d in enumerate(docs) if first + i not in unshaped]
+            refused = dict(unshaped)
+            # the shapeable rest, one by one through the normal path (rare: only with an unshapeable document)
+            for i, d in kept:
+                refused.update(await self._store([d], first + i))
+            return refused
         loop = asyncio.get_running_loop()
         try:
             await self._timed("clickhouse", lambda: loop.run_in_executor(self._sink, self.clickhouse.write, rows))

@@ -56,7 +56,7 @@ def test_5000_documents_stored_once_with_labels_and_poison_in_the_dlq(stream_env
         headers = by_value[hashlib.sha256(original).hexdigest()]  # original bytes, byte for byte
         assert headers["finpulse-dlq-reason"]
     fields = sorted(h["finpulse-dlq-field"].decode() for h in by_value.values())
-    assert fields == ["", "body", "schema_version"]
+    assert fields == ["", "schema_version", "size"]
 
     metrics = worker.metrics()
     assert 'finpulse_stream_documents_total{outcome="unlabeled"} 20.0' in metrics

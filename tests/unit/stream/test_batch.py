@@ -37,7 +37,7 @@ def test_decode_keeps_valid_documents_with_their_messages_and_rejects_the_rest()
     assert sorted(by_offset) == [1, 2, 3, 4]
     assert "not JSON" in by_offset[1].reason
     assert by_offset[2].field == "schema_version" and "99" in by_offset[2].reason
-    assert by_offset[3].field == "body"
+    assert by_offset[3].field == "size" and "too large" in by_offset[3].reason
     assert by_offset[3].message.value == messages[3].value  # the original bytes, untouched
     headers = dict(by_offset[2].headers())
     assert headers["finpulse-dlq-field"] == b"schema_version"
