@@ -2,7 +2,7 @@
 
 The Java client uses it by default, the Go client when LZ4 is chosen. The body is a sequence of blocks:
 
-    checksum   16 bytes  CityHash128 (v1.0.2) of everything after it in the block, low 64 bits first
+    checksum   16 bytes  CityHash128 (v1.0.2) of everything after it in the block (two little-endian uint64)
     method      1 byte   0x82 LZ4, 0x90 ZSTD, 0x02 none
     compressed  4 bytes  little-endian size of method + sizes + payload (payload + 9)
     raw         4 bytes  little-endian size of the payload once decompressed
@@ -37,7 +37,10 @@ _HEADER = struct.Struct("<BII")
 
 
 def checksum(block_without_checksum: bytes) -> bytes:
-    return CityHash128(block_without_checksum).to_bytes(16, "little")
+    # The binding returns CityHash's (first, second) pair as first << 64 | second; ClickHouse writes first, then
+    # second, each little-endian.
+    value = CityHash128(block_without_checksum)
+    return (value >> 64).to_bytes(8, "little") + (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
 
 
 def compress_block(data: bytes, method: int = LZ4, level: int = 3) -> bytes:
