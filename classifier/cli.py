@@ -33,7 +33,6 @@ def train_command(
     learning_rate: Annotated[float | None, typer.Option("--lr")] = None,
     max_examples: Annotated[int | None, typer.Option(help="Subsample the deduplicated data (quick runs).")] = None,
     eval_every_steps: Annotated[int | None, typer.Option()] = None,
-    time_budget_s: Annotated[float | None, typer.Option(help="Stop (keeping the best checkpoint) after this.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: the cores available).")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16.")] = None,
@@ -73,7 +72,6 @@ def train_command(
             learning_rate=learning_rate,
             max_examples=max_examples,
             eval_every_steps=eval_every_steps,
-            time_budget_s=time_budget_s,
             seed=seed,
             threads=threads,
             precision=precision,
@@ -122,7 +120,12 @@ def evaluate_command(
     data: Annotated[Path, typer.Option("--data", help="Labeled CSV/JSONL/Parquet file.")],
     task: Annotated[str, typer.Option(help="sentiment or topic.")] = "sentiment",
     text_column: Annotated[str, typer.Option()] = "text",
-    label_column: Annotated[str, typer.Option()] = "label",
+    label_column: Annotated[
+        str, typer.Option(help="Gold column; a 'labels' column (used when 'label' is absent) is multi-label topics.")
+    ] = "label",
+    ignore_unknown_labels: Annotated[
+        bool, typer.Option("--ignore-unknown-labels", help="Skip labels not in the label space (counted).")
+    ] = False,
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default under <data_dir>/eval/).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -142,7 +145,15 @@ def evaluate_command(
         path = Registry.from_settings(settings).resolve(model)
         engine = ClassifierEngine.load(path, device=device or settings.model_device, threads=settings.model_threads)
         plot = plot or settings.data_dir / "eval" / f"{path.name}-{task}-{data.stem}.png"
-        report = evaluate(engine, data, task, text_column=text_column, label_column=label_column, plot=plot)  # type: ignore[arg-type]
+        report = evaluate(
+            engine,
+            data,
+            task,  # type: ignore[arg-type]
+            text_column=text_column,
+            label_column=label_column,
+            ignore_unknown=ignore_unknown_labels,
+            plot=plot,
+        )
     except (DataError, ModelLoadError, RegistryError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
@@ -160,6 +171,15 @@ def _print_report(report: dict) -> None:
         f"[bold]{report['model_version']}[/] on {report['data']} ({report['task']}, n={report['n']}): "
         f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, ECE {report['ece']:.4f}"
     )
+    if report.get("multi_label"):
+        console.print(
+            f"multi-label gold: accuracy = top-1-in-gold; strict (training label) {report['primary_accuracy']:.4f}; "
+            f"{report['excluded_no_gold']} row(s) excluded (no label maps to a topic)"
+        )
+    if report.get("dropped_labels"):
+        console.print(f"skipped unknown labels: {report['dropped_labels']}")
+    for lang, m in report.get("by_lang", {}).items():
+        console.print(f"  {lang}: n={m['n']} accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}")
     table = Table("class", "precision", "recall", "F1", "support")
     for name, m in report["per_class"].items():
         table.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))

@@ -1,7 +1,9 @@
 """Loading labeled text: tables (CSV, JSONL, Parquet) with column mapping, label normalisation, dedupe, split.
 
-Every loader returns one frame shape, ``text, sentiment, topic, source, group``, with ``None`` where an example
-carries no label for a task; the trainer masks those losses.
+Every loader returns one frame shape, ``text, sentiment, topic, source, group, lang, topics``, with ``None`` where
+an example carries no label for a task; the trainer masks those losses. ``lang`` is the spec's language (en, zh);
+``topics`` is the full mapped gold set (a tuple) of a multi-label row (FinNL), ``None`` elsewhere, while ``topic``
+holds its one training label.
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classifier.specs import BUILTIN_SPECS, SENTIMENT_ALIASES, TOPICS, DatasetSpec, Task
+from classifier.specs import (
+    BUILTIN_SPECS,
+    DEFAULT_DATASETS,
+    SENTIMENT_ALIASES,
+    TOPICS,
+    DatasetSpec,
+    Task,
+    map_topics,
+    split_labels,
+)
 from finpulse.contracts import normalise_text
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("text", "sentiment", "topic", "source", "group")
+COLUMNS = ("text", "sentiment", "topic", "source", "group", "lang", "topics")
 _TOPIC_BY_KEY = {" ".join(t.casefold().split()): t for t in TOPICS}
 
 
@@ -40,8 +51,9 @@ def no_data_message(root: Path | None) -> str:
     where = f"{root}" if root else "no shared data dir (../shared/data does not exist)"
     return (
         f"no labeled data found ({where}). Provide labeled data in one of these ways: set FINPULSE_SHARED_DATA_DIR "
-        "to a folder holding en/tfns_sentiment_train.csv, en/tfns_topic_train.csv, en/phrasebank_train.csv or "
-        "en/fiqa_train.csv; or run `finpulse train --data FILE.csv --task sentiment|topic` on your own CSV/JSONL/"
+        "to a folder holding en/tfns_sentiment_train.csv, en/tfns_topic_train.csv, en/phrasebank_train.csv, "
+        "en/fiqa_train.csv (English) or zh/finfe_train.csv, zh/finnl_train.csv (Chinese); or run "
+        "`finpulse train --data FILE.csv --task sentiment|topic` on your own CSV/JSONL/"
         "Parquet file with text and label columns; or, with network access, `finpulse train --from-hub`."
     )
 
@@ -92,32 +104,70 @@ def score_to_sentiment(score: float, thresholds: tuple[float, float]) -> str:
 
 def frame_from_table(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """Apply a spec's column mapping and label normalisation to a raw table."""
-    needed = [c for c in (spec.text_column, spec.label_column, spec.score_column) if c]
+    needed = [c for c in (spec.text_column, spec.label_column, spec.score_column, spec.labels_column) if c]
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise DataError(f"dataset {spec.name}: missing column(s) {missing}; columns are {list(df.columns)}")
     texts = df[spec.text_column].astype(str).tolist()
+    gold: list[tuple[str, ...] | None] = [None] * len(texts)
     if spec.score_column:
         scores = pd.to_numeric(df[spec.score_column], errors="coerce")
         if scores.isna().any():
             raise DataError(f"dataset {spec.name}: non-numeric values in {spec.score_column}")
-        labels = [score_to_sentiment(float(s), spec.score_thresholds) for s in scores]
+        labels: list[str | None] = [score_to_sentiment(float(s), spec.score_thresholds) for s in scores]
+    elif spec.labels_column:
+        labels, gold = _multi_labels(df[spec.labels_column].astype(str).tolist(), texts, spec)
     else:
         label_map = dict(spec.label_map)
-        labels = []
+        labels, unknown = [], Counter()
         for i, raw in enumerate(df[spec.label_column]):
+            if label_map.get(str(raw).strip()) == "":
+                labels.append(None)  # the spec says this value carries no label (FinNSP's "not negative")
+                continue
             try:
                 labels.append(normalise_label(raw, spec.task, label_map))
             except DataError as exc:
-                raise DataError(f"dataset {spec.name}, row {i}: {exc}") from exc
+                if not spec.drop_unknown_labels:
+                    raise DataError(f"dataset {spec.name}, row {i}: {exc}") from exc
+                labels.append(None)
+                unknown[str(raw)] += 1
+        _log_dropped(spec, unknown)
     out = pd.DataFrame({"text": texts})
     out["sentiment"] = labels if spec.task == "sentiment" else None
     out["topic"] = labels if spec.task == "topic" else None
     out["source"] = spec.name
     group = df[spec.group_column].astype(str).tolist() if spec.group_column in df.columns else None
     out["group"] = group
-    out = out[out["text"].str.strip().astype(bool)]
+    out["lang"] = spec.lang
+    out["topics"] = pd.Series(gold, dtype=object)
+    out = out[out["text"].str.strip().astype(bool) & (out["sentiment"].notna() | out["topic"].notna())]
     return out.reset_index(drop=True)
+
+
+def _multi_labels(
+    raws: list[str], texts: list[str], spec: DatasetSpec
+) -> tuple[list[str | None], list[tuple[str, ...] | None]]:
+    """Map each row's labels with map_topics: one training label (primary) and the full gold set."""
+    primary: list[str | None] = []
+    gold: list[tuple[str, ...] | None] = []
+    unknown: Counter[str] = Counter()
+    for i, (raw, text) in enumerate(zip(raws, texts, strict=True)):
+        mapped = map_topics(split_labels(raw), text)
+        if mapped.unknown and not spec.drop_unknown_labels:
+            raise DataError(f"dataset {spec.name}, row {i}: unknown topic label(s) {', '.join(mapped.unknown)}")
+        unknown.update(mapped.unknown)
+        primary.append(mapped.primary)
+        gold.append(mapped.gold or None)
+    _log_dropped(spec, unknown)
+    return primary, gold
+
+
+def _log_dropped(spec: DatasetSpec, unknown: Counter[str]) -> None:
+    if unknown:
+        log.warning(
+            "unknown labels dropped",
+            extra={"dataset": spec.name, "rows": sum(unknown.values()), "labels": sorted(unknown)},
+        )
 
 
 def resolve_spec_path(spec: DatasetSpec, root: Path | None) -> Path:
@@ -194,11 +244,11 @@ def load_datasets(
     return pd.concat(frames, ignore_index=True), prints
 
 
-def available_builtin(root: Path | None) -> list[str]:
-    """Built-in sets whose files exist under ``root``."""
+def available_builtin(root: Path | None, names: Sequence[str] = DEFAULT_DATASETS) -> list[str]:
+    """The default sets (English and Chinese; opt-in sets such as finnsp only when named) whose files exist."""
     if root is None:
         return []
-    return [name for name, spec in BUILTIN_SPECS.items() if (root / spec.path).is_file()]
+    return [name for name in names if name in BUILTIN_SPECS and (root / BUILTIN_SPECS[name].path).is_file()]
 
 
 def _builtin(name: str) -> DatasetSpec:
@@ -227,6 +277,10 @@ def _majority(values: Iterable[Any]) -> Any:
     return counts[0][0]
 
 
+def _first_gold(values: Iterable[Any]) -> tuple[str, ...] | None:
+    return next((v for v in values if isinstance(v, tuple) and v), None)
+
+
 def dedupe(frame: pd.DataFrame) -> pd.DataFrame:
     """Merge rows whose text is the same up to links, case and whitespace.
 
@@ -244,6 +298,8 @@ def dedupe(frame: pd.DataFrame) -> pd.DataFrame:
             "topic": grouped["topic"].agg(_majority),
             "source": grouped["source"].first(),
             "group": grouped["group"].agg(lambda v: max((g for g in v if isinstance(g, str)), default=None)),
+            "lang": grouped["lang"].first() if "lang" in frame else "en",
+            "topics": grouped["topics"].agg(_first_gold) if "topics" in frame else None,
         }
     ).reset_index()
     out = out[out["sentiment"].notna() | out["topic"].notna()]

@@ -51,3 +51,25 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, labels: Sequenc
         "labels": list(labels),
         "confusion": confusion_matrix(y_true, y_pred, labels=ids).tolist() if len(y_true) else [],
     }
+
+
+def in_gold_targets(y_pred: np.ndarray, gold: Sequence[Sequence[int]]) -> np.ndarray:
+    """Multi-label gold, scored top-1-in-gold: a row's target is its prediction when that is one of its gold
+    labels, else its first (primary) gold label. Accuracy on these targets is the top-1-in-gold rate, and per-class
+    scores / macro-F1 credit a prediction exactly when it is in the gold set."""
+    if any(len(g) == 0 for g in gold):
+        raise ValueError("every row needs at least one gold label (exclude rows without one first)")
+    return np.array([p if p in g else g[0] for p, g in zip(y_pred.tolist(), gold, strict=True)], dtype=np.int64)
+
+
+def grouped_brief(
+    y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str], groups: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """n / accuracy / macro-F1 per group value (e.g. per language)."""
+    groups_arr = np.asarray(groups)
+    out = {}
+    for value in sorted(set(groups_arr.tolist())):
+        sel = groups_arr == value
+        report = classification_report(y_true[sel], probs[sel], labels)
+        out[value] = {k: report[k] for k in ("n", "accuracy", "macro_f1")}
+    return out

@@ -18,7 +18,8 @@ from classifier.train import prepare_data
 
 
 def export_validation(model_dir: Path, out_dir: Path, data_root: Path | None) -> dict[str, Path]:
-    """Write one CSV (text,label) per source and task, plus phrasebank_agree100; returns name -> path."""
+    """Write one CSV (text,label,lang; text,labels,lang for multi-label topics) per source and task, plus
+    phrasebank_agree100; returns name -> path."""
     args = TrainingArguments.from_dict(
         json.loads((model_dir / "training_args.json").read_text(encoding="utf-8")), origin=str(model_dir)
     )
@@ -41,5 +42,16 @@ def export_validation(model_dir: Path, out_dir: Path, data_root: Path | None) ->
 
 
 def _write(rows: pd.DataFrame, task: str, path: Path) -> Path:
-    pd.DataFrame({"text": rows["text"], "label": rows[task]}).to_csv(path, index=False)
+    out = pd.DataFrame({"text": rows["text"], "label": rows[task]})
+    if task == "topic" and "topics" in rows and rows["topics"].notna().any():
+        # Multi-label gold (FinNL): the mapped TFNS topics, ';'-separated, scored top-1-in-gold by evaluate.
+        # The training label goes first: evaluate reads the first listed topic as the primary one.
+        gold = [
+            ";".join([label, *(t for t in g if t != label)]) if isinstance(g, tuple) else label
+            for g, label in zip(rows["topics"], out["label"], strict=True)
+        ]
+        out = pd.DataFrame({"text": rows["text"], "labels": gold})
+    if "lang" in rows:
+        out["lang"] = rows["lang"].to_numpy()
+    out.to_csv(path, index=False)
     return path
