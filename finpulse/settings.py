@@ -177,6 +177,11 @@ class Settings(BaseSettings):
     clickhouse_analyst_max_rows_to_read: int = Field(
         2_000_000_000, ge=1, description="Most rows an analyst query may read."
     )
+    clickhouse_analyst_hidden_tables: str = Field(
+        "alert_targets,processes,query_log,query_thread_log,query_views_log,text_log,asynchronous_inserts,"
+        "asynchronous_insert_log,session_log",
+        description="Tables the analyst may not read on the local endpoint: webhook secrets and URLs, query texts.",
+    )
     clickhouse_binary: str | None = Field(
         None, description="Path of a real `clickhouse` binary; default: found on PATH."
     )
@@ -208,6 +213,12 @@ class Settings(BaseSettings):
         1, ge=1, description="Torch threads of the background trainer (it also runs at nice 19: the stream comes first)."
     )
     trainer_nice: int = Field(19, ge=0, le=19, description="Scheduling niceness of the background trainer.")
+    relabel_hours: float = Field(
+        24, gt=0, description="`finpulse relabel` and automatic promotion relabel documents published this many hours back."
+    )
+    relabel_batch_size: int = Field(
+        2000, ge=1, le=100_000, description="Documents `finpulse relabel` reads, classifies and inserts per batch."
+    )
     promotion_min_delta: float = Field(
         0.0, ge=0, description="A candidate is promoted when its shadow score beats the serving model's by more."
     )
@@ -228,6 +239,13 @@ class Settings(BaseSettings):
     ingest_max_body_chars: int = Field(20_000, ge=64, le=100_000, description="Bodies are cut to this length.")
     ingest_max_fetch_bytes: int = Field(5_000_000, ge=1_024, description="Larger responses and pushes are refused.")
     ingest_batch_size: int = Field(500, ge=1, le=10_000, description="Documents per produce-and-checkpoint round.")
+    ingest_push_max_records: int = Field(
+        1_000, ge=1, le=100_000, description="Most documents in one push request; more are refused with 413."
+    )
+    ingest_push_rate_per_s: float = Field(
+        20.0, gt=0, description="Push requests per second allowed per API key (sustained); more get 429."
+    )
+    ingest_push_burst: int = Field(40, ge=1, description="Push requests per API key allowed in a burst above the rate.")
     ingest_compression: Literal["lz4", "zstd", "gzip", "none"] = Field(
         "lz4", description="Compression of produced batches."
     )

@@ -83,6 +83,7 @@ class LocalEndpoint:
             file_access=user.is_admin and self.user_files is not None,
             lock_limits=bool(user.limits),
             user_files=self.user_files,
+            hidden_tables=user.hidden_tables,
         )
 
     # --- helpers --------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ class User:
     password: str
     readonly: int  # ClickHouse's readonly level, applied to every engine context of this user
     limits: dict[str, str] = field(default_factory=dict)  # settings fixed for every context of this user
+    hidden_tables: frozenset[str] = frozenset()  # tables this user may not read (warehouse/guard.py)
 
     @property
     def is_admin(self) -> bool:
@@ -64,6 +65,7 @@ class Users:
                     settings.clickhouse_analyst_password,
                     1,
                     analyst_limits(settings),
+                    frozenset(t.strip() for t in settings.clickhouse_analyst_hidden_tables.split(",") if t.strip()),
                 )
             )
         return cls(users)

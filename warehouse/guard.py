@@ -33,6 +33,17 @@ REMOTE_FUNCTIONS = frozenset(
 )  # fmt: skip
 # Reach the file system: confined to the user-files directory for the admin, refused for the analyst.
 FILE_FUNCTIONS = frozenset({"file", "filecluster"})
+# Table functions a user with hidden tables may use: they generate rows and read no table (merge(), loop(),
+# dictionary(), mergeTreeIndex() ... would read one by a name in a string, which readonly=1 does not stop).
+SAFE_TABLE_FUNCTIONS = frozenset(
+    {"numbers", "numbers_mt", "zeros", "zeros_mt", "generaterandom", "values", "null", "view", "format",
+     "generate_series", "generateseries"}
+)  # fmt: skip
+TABLE_BY_NAME_FUNCTIONS = frozenset(
+    {"joinget", "joingetornull", "merge", "loop", "dictionary", "mergetreeindex", "mergetreeanalyzeindexes",
+     "mergetreeparts", "mergetreeprojection", "viewifpermitted", "viewexplain", "timeseriesdata", "timeseriestags",
+     "timeseriesmetrics", "timeseriesselector", "prometheusquery", "prometheusqueryrange"}
+)  # fmt: skip
 # Statements that write outside the database whatever their arguments.
 REFUSED_STATEMENTS = frozenset({"BACKUP", "RESTORE"})
 READ_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "SET", "USE", "("})
@@ -128,13 +139,16 @@ def _quoted(sql: str, start: int) -> tuple[str, int]:
 class Policy:
     """``read_only``: only statements that read (GET requests, whatever their session, and the analyst).
     ``file_access``: file() and INTO OUTFILE allowed, confined to ``user_files`` (the admin); else refused.
-    ``lock_limits``: SETTINGS clauses may not change limits (the analyst)."""
+    ``lock_limits``: SETTINGS clauses may not change limits (the analyst).
+    ``hidden_tables``: tables this user may not name at all; with readonly=1 the engine refuses every table function
+    (merge(), loop(), ...), so naming a table is the only way to read it."""
 
     user: str
     read_only: bool
     file_access: bool
     lock_limits: bool
     user_files: Path | None = None
+    hidden_tables: frozenset[str] = frozenset()  # never named in a statement of this user (secrets, query texts)
 
 
 def check(sql: str, policy: Policy) -> None:
@@ -154,10 +168,20 @@ def check(sql: str, policy: Policy) -> None:
     for i, tok in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         word = tok.upper
+        named = tok.kind in ("word", "quoted") and (tok.text in policy.hidden_tables or "\\" in tok.text)
+        if policy.hidden_tables and named:
+            _deny(policy, f"{tok.text} is not readable by user {policy.user} (it holds secrets or query texts)")
         if word == "SETTINGS":
             in_settings = True
         if tok.kind in ("word", "quoted") and nxt is not None and nxt.text == "(" and nxt.kind == "punct":
             name = tok.text.lower()
+            after_from = i > 0 and toks[i - 1].upper in ("FROM", "JOIN")
+            if policy.hidden_tables and (
+                (after_from and name not in SAFE_TABLE_FUNCTIONS)
+                or name in TABLE_BY_NAME_FUNCTIONS
+                or name.startswith("dict")
+            ):
+                _deny(policy, f"table function {tok.text}() is not allowed for user {policy.user}")
             if name in REMOTE_FUNCTIONS:
                 _deny(policy, f"{tok.text}() reaches the network or runs processes; disabled on the local endpoint")
             if name in FILE_FUNCTIONS:

@@ -86,8 +86,14 @@ def test_curl_answers_select_version(stack: Stack) -> None:
     from warehouse.local import http_base_url
 
     url = f"{http_base_url(stack.settings)}/?query=SELECT%20version()"
-    out = subprocess.run(["curl", "-sS", "--fail", url], capture_output=True, text=True, timeout=30, check=True)
+    user = f"{stack.settings.clickhouse_user}:{stack.settings.clickhouse_password}"
+    curl = ["curl", "-sS", "--fail", "-u", user, url]
+    out = subprocess.run(curl, capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip().split(".")[0].isdigit()
+    # No password, no answer (the local endpoint's users have generated passwords).
+    curl = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", url]
+    anonymous = subprocess.run(curl, capture_output=True, text=True, timeout=30)
+    assert anonymous.stdout == "403"
 
 
 CLIENT_SCRIPT = textwrap.dedent(

@@ -278,3 +278,17 @@ def test_native_compressed_round_trip_and_a_corrupt_block(endpoint: Endpoint) ->
     )
     assert r.status_code == 400 and _code(r) == "40" and "Checksum doesn't match" in r.text, r.text
     assert _post(endpoint, f"SELECT count() FROM {table}").text == "201000\n"
+
+
+def test_analyst_cannot_read_webhook_secrets_or_query_texts(endpoint: Endpoint) -> None:
+    assert _post(endpoint, "CREATE TABLE IF NOT EXISTS alert_targets (name String, secret String) ENGINE = Memory")
+    assert _post(endpoint, "INSERT INTO alert_targets VALUES ('desk', 'hook-secret-123')").status_code == 200
+    assert "hook-secret-123" in _post(endpoint, "SELECT secret FROM alert_targets").text  # the admin (services) can
+    for sql in (
+        "SELECT secret FROM alert_targets",
+        "SELECT * FROM default.`alert_targets`",
+        "SELECT * FROM merge('default', '^alert_t')",
+        "SELECT query FROM system.processes",
+    ):
+        r = _post(endpoint, sql, endpoint.analyst)
+        assert r.status_code == 403 and "hook-secret-123" not in r.text, (sql, r.text)

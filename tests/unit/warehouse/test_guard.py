@@ -97,3 +97,23 @@ def test_head_classification_needs_no_rescans() -> None:
     t0 = time.perf_counter()
     assert classify(b"INSERT " + b" " * 2_000_000, complete=False).kind is Kind.NEED_MORE
     assert time.perf_counter() - t0 < 5
+
+
+def test_hidden_tables_are_not_named_by_the_analyst() -> None:
+    analyst = Policy("analyst", True, False, True, hidden_tables=frozenset({"alert_targets", "query_log"}))
+    for sql in (
+        "SELECT secret FROM finpulse.alert_targets",
+        "SELECT * FROM `alert_targets`",
+        'SELECT * FROM "alert_targets"',
+        "SELECT query FROM system.query_log",
+        "SELECT * FROM `\\x61lert_targets`",
+        "SELECT * FROM merge('finpulse', '^alert_t')",
+        "SELECT * FROM numbers(1) AS n JOIN loop(finpulse, alerts) AS l ON 1",
+        "SELECT joinGet('alert_targets', 'secret', 1)",
+        "SELECT * FROM numbers(1), merge('finpulse', '^alert_t')",
+        "SELECT dictGet('targets_dict', 'secret', 1)",
+    ):
+        with pytest.raises(ClickHouseError):
+            check(sql, analyst)
+    check("SELECT count() FROM finpulse.alerts WHERE rule = 'alert_targets'", analyst)
+    check("SELECT sum(number) FROM numbers(10)", analyst)
