@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 _WS = re.compile(r"[ \t\f\v\u00a0\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
-_TAG_HINT = re.compile(r"<[a-zA-Z!/][^>]*>")
+_TAG_HINT = re.compile(r"<[a-zA-Z!/][^<>]*>")  # [^<>]: a scan ends at the next "<", so this is linear
 _SKIP = frozenset({"script", "style", "noscript", "iframe", "object", "template", "svg", "head"})
 _BLOCK = frozenset({"p", "br", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "section"})
 
@@ -53,16 +53,32 @@ def strip_html(text: str) -> str:
     return "".join(parser.parts)
 
 
-def clean_text(text: str | None, max_chars: int) -> tuple[str, bool]:
-    """(clean text, whether it was truncated)."""
+def raw_cap(max_chars: int) -> int:
+    """How much raw input is read for a field cut to ``max_chars``: room for markup, bounded work."""
+    return 4 * max_chars + 1024
+
+
+def clean(text: str | None) -> str:
+    """Clean text, not truncated (callers cut raw input to ``raw_cap`` first, then mask, then ``truncate``)."""
     if not text:
-        return "", False
+        return ""
     text = strip_html(text)
     text = unicodedata.normalize("NFKC", text)
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _WS.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
-    text = _BLANK_LINES.sub("\n\n", text).strip()
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def clean_text(text: str | None, max_chars: int) -> tuple[str, bool]:
+    """(clean text, whether it was truncated)."""
+    if not text:
+        return "", False
+    return truncate(clean(text[: raw_cap(max_chars)]), max_chars)
+
+
+def truncate(text: str, max_chars: int) -> tuple[str, bool]:
+    """(text cut at a word boundary near ``max_chars`` with an ellipsis, whether it was cut)."""
     if len(text) <= max_chars:
         return text, False
     cut = text[:max_chars]

@@ -146,7 +146,9 @@ def test_feeds_and_api_land_on_kafka_exactly(ingest_config, http_server: LocalSe
     key, apple = docs[document_id("t-rss", "n-1")]
     assert apple["body"] == "$AAPL up 3%.\nAsk [EMAIL]" and "steal" not in apple["body"]
     assert apple["tickers"] == ["AAPL"] and key == b"AAPL" and apple["lang"] == "en"
-    assert apple["author"] == hash_author("Jane Roe") and apple["entities"] == ["Apple"]
+    # keyed with the install's secret: never the unkeyed hash anyone can compute from a name
+    assert apple["author"].startswith("h:") and apple["author"] != hash_author("Jane Roe")
+    assert apple["entities"] == ["Apple"]
     _, moutai = docs[document_id("t-rss", "n-2")]
     assert moutai["lang"] == "zh" and moutai["tickers"] == ["600519.SH"]
     _, tesla = docs[document_id("t-atom", "urn:e1")]

@@ -10,16 +10,20 @@ from finpulse.contracts import document_id, hash_author
 from ingest.item import Item, Rejected
 from ingest.lang import detect_language
 from ingest.normalise import Normaliser
+from ingest.pii import hash_author as keyed_hash
 from ingest.pii import mask
 from ingest.text import clean_text
 from ingest.tickers import DEFAULT_COMPANIES, TickerExtractor
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+KEY = b"install-key-for-tests"
 
 
 @pytest.fixture()
 def normalise() -> Normaliser:
-    return Normaliser(companies=DEFAULT_COMPANIES, max_title_chars=200, max_body_chars=300, worker_id="w-test")
+    return Normaliser(
+        companies=DEFAULT_COMPANIES, max_title_chars=200, max_body_chars=300, worker_id="w-test", author_key=KEY
+    )
 
 
 def test_html_scripts_and_styles_are_removed_with_their_content() -> None:
@@ -95,7 +99,7 @@ def test_normalised_document(normalise: Normaliser) -> None:
     assert doc.body == "Contact [EMAIL] or [PHONE]. $TSLA fell."
     assert doc.tickers == ["GM", "TSLA"] and doc.key == b"GM"
     assert doc.lang == "en"
-    assert doc.author == hash_author("Jane Roe")
+    assert doc.author == keyed_hash("Jane Roe", KEY) and doc.author != hash_author("Jane Roe")
     assert doc.published_at == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
     assert doc.meta["masked"] == "email:1,phone:1" and doc.meta["worker"] == "w-test"
 
