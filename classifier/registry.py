@@ -18,6 +18,11 @@ from finpulse.settings import Settings
 META_FILE = "meta.json"
 METRICS_FILE = "metrics.json"
 PROMOTED_FILE = "PROMOTED"
+# 64-bit hashes of the normalised training texts (numpy .npy): a shadow evaluation drops rows a model trained on.
+TRAIN_KEYS_FILE = "train_keys.npy"
+# What a model directory holds, from meta.json's "kind": a fine-tuned encoder, the quick TF-IDF + linear model, or
+# the placeholder promoted when no labeled data exists (documents are stored unlabeled until data is provided).
+KINDS = ("transformer", "linear", "none")
 
 
 class RegistryError(LookupError):
@@ -34,6 +39,8 @@ class ModelInfo:
     languages: tuple[str, ...]
     metrics: dict[str, Any] = field(default_factory=dict)
     promoted: bool = False
+    kind: str = "transformer"
+    shadow: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -58,6 +65,8 @@ def read_model_info(path: Path, promoted: bool = False) -> ModelInfo:
         languages=tuple(meta.get("languages", ["en"])),
         metrics=metrics,
         promoted=promoted,
+        kind=meta.get("kind", "transformer"),
+        shadow=meta.get("shadow"),
     )
 
 
@@ -128,6 +137,16 @@ class Registry:
         if (candidate / META_FILE).is_file():
             return candidate.resolve()
         return self.get(str(name_or_dir)).path
+
+    def update_meta(self, name: str, **fields: Any) -> ModelInfo:
+        """Add fields to a model's meta.json (e.g. its shadow-evaluation scores), replaced atomically."""
+        path = self.get(name).path
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        meta.update(fields)
+        tmp = path / f".{META_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path / META_FILE)
+        return self.get(name)
 
     def staging_dir(self, name: str) -> Path:
         if (self.root / name).exists():

@@ -1,13 +1,16 @@
-"""The "model" step of `finpulse up`: a promoted model must exist before the stream starts (trained once)."""
+"""The "model" step of `finpulse up`: a promoted model must exist before the stream starts.
+
+On a fresh data dir that is the quick linear model, trained in seconds; the transformer is the `trainer` part's
+job (classifier/background.py), in the background. Without labeled data the stack still starts: the stream
+stores documents unlabeled and the log says how to provide data.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from classifier.data import DataError
 from classifier.registry import Registry
 from finpulse.settings import Settings
-from finpulse.stack.errors import StackError
 from finpulse.stack.supervisor import ServiceSpec
 
 log = logging.getLogger(__name__)
@@ -16,11 +19,20 @@ log = logging.getLogger(__name__)
 def _ensure(settings: Settings) -> None:
     from classifier.bootstrap import ensure_default_model
 
-    try:
-        info = ensure_default_model(settings, echo=log.info)
-    except DataError as exc:  # no promoted model and no labeled data: say how to provide it
-        raise StackError(str(exc)) from exc
-    log.info("serving model %s", info.name)
+    def echo(message: str) -> None:
+        (log.warning if message.startswith("no labeled data") else log.info)(message)
+
+    info = ensure_default_model(settings, echo=echo)
+    log.info("serving model %s", info.name, extra={"kind": info.kind})
+
+
+def _note(registry: Registry) -> str:
+    info = registry.promoted()
+    if info is None:
+        return "trains the quick model on first start (seconds)"
+    if info.kind == "none":
+        return "NO LABELED DATA: documents stored unlabeled; set FINPULSE_SHARED_DATA_DIR and restart"
+    return f"serving {info.name} ({info.kind})"
 
 
 def service_spec(settings: Settings) -> ServiceSpec:
@@ -30,6 +42,6 @@ def service_spec(settings: Settings) -> ServiceSpec:
         endpoint=str(registry.root),
         healthy=lambda: registry.promoted() is not None,
         after_start=lambda: _ensure(settings),
-        note="trains the default model on first start",
+        note=_note(registry),
         setup_first=True,
     )

@@ -7,12 +7,14 @@ device (bf16 autocast on CPUs with native bf16, fp16/bf16 on CUDA), and the best
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +31,7 @@ from classifier.config import TrainingArguments
 from classifier.device import autocast_dtype, cpu_threads, resolve_device
 from classifier.metrics import classification_report
 from classifier.model import WEIGHTS_FILE, MultiTaskClassifier, load_tokenizer
-from classifier.registry import META_FILE, METRICS_FILE, ModelInfo, Registry
+from classifier.registry import META_FILE, METRICS_FILE, TRAIN_KEYS_FILE, ModelInfo, Registry
 from classifier.specs import TOPICS, DatasetSpec
 from classifier.text import clean_text
 from finpulse.contracts import SENTIMENTS
@@ -171,35 +173,113 @@ def _lr_lambda(total: int, warmup: int):
     return factor
 
 
-def prepare_data(
+@dataclass
+class Splits:
+    """The four disjoint parts of the deduplicated data and their fingerprints."""
+
+    train: pd.DataFrame
+    early_stop: pd.DataFrame
+    promotion: pd.DataFrame
+    holdout: pd.DataFrame
+    fingerprint: dict[str, Any]
+
+
+def prepare_splits(
     args: TrainingArguments,
     root: Path | None,
     extra_specs: Sequence[DatasetSpec] = (),
     from_hub: bool = False,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Load, dedupe, split and leak-check; returns train, validation and the data fingerprints."""
+) -> Splits:
+    """Load, dedupe, then carve holdout, promotion and early-stopping splits (seeded, stratified), leak-checked.
+
+    The quick model and the transformer call this with the same datasets and seed, so neither trains on the rows
+    the promotion decision or the reported holdout figures are computed on.
+    """
     names: list[str | DatasetSpec] = [*args.datasets, *extra_specs]
     frame, prints = datamod.load_datasets(names, root, from_hub=from_hub)
     deduped = datamod.dedupe(frame)
     if args.max_examples is not None and len(deduped) > args.max_examples:
         deduped = deduped.sample(n=args.max_examples, random_state=args.seed).reset_index(drop=True)
-    train_df, val_df = datamod.stratified_split(deduped, args.val_fraction, args.seed)
-    datamod.check_no_leak(train_df, val_df)
+    rest, holdout = _carve(deduped, args.holdout_fraction, args.seed + 2)
+    rest, promotion = _carve(rest, args.promotion_fraction / (1 - args.holdout_fraction), args.seed + 1)
+    share = args.val_fraction / (1 - args.holdout_fraction - args.promotion_fraction)
+    train_df, val_df = datamod.stratified_split(rest, share, args.seed)
+    for held in (val_df, promotion, holdout):
+        datamod.check_no_leak(train_df, held)
     fingerprint = {
         "datasets": prints,
         "rows_loaded": len(frame),
         "rows_after_dedupe": len(deduped),
         "train_rows": len(train_df),
         "validation_rows": len(val_df),
+        "promotion_rows": len(promotion),
+        "holdout_rows": len(holdout),
         "train_sha256": datamod.frame_fingerprint(train_df),
         "validation_sha256": datamod.frame_fingerprint(val_df),
+        "promotion_sha256": datamod.frame_fingerprint(promotion),
+        "holdout_sha256": datamod.frame_fingerprint(holdout),
     }
-    return train_df, val_df, fingerprint
+    return Splits(train_df, val_df, promotion, holdout, fingerprint)
+
+
+def _carve(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if fraction <= 0:
+        return frame, frame.iloc[0:0].reset_index(drop=True)
+    return datamod.stratified_split(frame, fraction, seed)
+
+
+def prepare_data(
+    args: TrainingArguments,
+    root: Path | None,
+    extra_specs: Sequence[DatasetSpec] = (),
+    from_hub: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Train, early-stopping validation and the data fingerprints (see prepare_splits for all four splits)."""
+    splits = prepare_splits(args, root, extra_specs, from_hub)
+    return splits.train, splits.early_stop, splits.fingerprint
+
+
+def text_key(text: str) -> int:
+    """A 64-bit hash of the normalised text (links, case and spaces ignored, as dedupe does)."""
+    from finpulse.contracts import normalise_text
+
+    return int.from_bytes(hashlib.blake2b(normalise_text(text).encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def row_keys(texts: Sequence[str]) -> np.ndarray:
+    """Sorted unique text keys: saved with a model as ``train_keys.npy`` so that a later shadow evaluation can
+    drop any row a model was trained on (models trained on other data versions stay comparable)."""
+    return np.unique(np.fromiter((text_key(t) for t in texts), dtype=np.uint64, count=len(texts)))
 
 
 def model_name(args: TrainingArguments, now: datetime) -> str:
     base = Path(args.base_model.rstrip("/")).name.lower().replace("_", "-")
     return f"finpulse-{base}-{now:%Y%m%d-%H%M%S}"
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on request (SIGTERM) after saving a checkpoint; run again to resume."""
+
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def _save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
+    """Atomically: a crash while writing leaves the previous checkpoint in place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{CHECKPOINT_FILE}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, folder / CHECKPOINT_FILE)
+
+
+def load_checkpoint(folder: Path | None) -> dict[str, Any] | None:
+    if folder is None or not (folder / CHECKPOINT_FILE).is_file():
+        return None
+    try:
+        return torch.load(folder / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    except Exception:  # a checkpoint from another torch version or a torn disk: start over rather than crash-loop
+        log.warning("checkpoint in %s unreadable; starting from scratch", folder, exc_info=True)
+        return None
 
 
 def train(
@@ -213,8 +293,17 @@ def train(
     promote: bool = False,
     progress: bool = True,
     device: str | None = None,
+    checkpoint_dir: Path | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ModelInfo:
-    """Train a model from ``args`` and save it to the registry; returns its ModelInfo."""
+    """Train a model from ``args`` and save it to the registry; returns its ModelInfo.
+
+    With ``checkpoint_dir``, the full training state is saved there every ``args.checkpoint_every_steps`` steps
+    and a later call with the same arguments resumes from it; the result is the same model an uninterrupted run
+    gives. ``on_progress`` gets {step, total, epoch, score, best_score, best_step, loss} after every step;
+    ``should_stop`` returning True saves a checkpoint and raises TrainingInterrupted.
+    """
     started = time.monotonic()
     now = datetime.now(UTC)
     name = name or model_name(args, now)
@@ -226,7 +315,8 @@ def train(
         torch.set_num_threads(cpu_threads(args.threads))
     dtype = autocast_dtype(dev, args.precision)
 
-    train_df, val_df, fingerprint = prepare_data(args, root, extra_specs, from_hub)
+    splits = prepare_splits(args, root, extra_specs, from_hub)
+    train_df, val_df, fingerprint = splits.train, splits.early_stop, splits.fingerprint
     tokenizer = load_tokenizer(args.base_model)
     train_enc = encode_frame(train_df, tokenizer, args.max_length, args.strip_urls)
     val_enc = encode_frame(val_df, tokenizer, args.max_length, args.strip_urls)
@@ -250,23 +340,55 @@ def train(
         "topic": nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=args.label_smoothing),
     }
     eval_every = args.eval_every_steps or steps_per_epoch
-    log.info(
-        "training",
-        extra={"model": name, "device": str(dev), "dtype": str(dtype), "train": len(train_df), "steps": total},
-    )
+    checkpoint_every = args.checkpoint_every_steps or eval_every
 
     rng = np.random.default_rng(args.seed)
     best: dict[str, Any] = {"score": -1.0, "step": 0, "metrics": {}, "state": None}
     history: list[dict[str, Any]] = []
-    stale, step, stop_reason = 0, 0, "max_steps"
+    stale, step, epoch, skip, stop_reason = 0, 0, 0, 0, "max_steps"
+    resumed = load_checkpoint(checkpoint_dir)
+    if resumed is not None and resumed.get("total") == total and resumed.get("name") == name:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        scaler.load_state_dict(resumed["scaler"])
+        torch.set_rng_state(resumed["torch_rng"])
+        rng.bit_generator.state = json.loads(resumed["epoch_rng"])
+        step, epoch, skip, stale = resumed["step"], resumed["epoch"], resumed["epoch_pos"], resumed["stale"]
+        best = {**json.loads(resumed["best"]), "state": resumed["best_state"]}
+        history = json.loads(resumed["history"])
+        log.info("resuming", extra={"model": name, "step": step, "checkpoint": str(checkpoint_dir)})
+    elif resumed is not None:
+        log.warning("checkpoint in %s is for another run; starting from scratch", checkpoint_dir)
+    log.info(
+        "training",
+        extra={"model": name, "device": str(dev), "dtype": str(dtype), "train": len(train_df), "steps": total},
+    )
     lengths = train_enc.lengths
-    bar = tqdm(total=total, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    last: dict[str, Any] = {"score": history[-1]["score"] if history else None, "loss": None}
+
+    def report() -> None:
+        if on_progress is not None:
+            on_progress(
+                {
+                    "step": step,
+                    "total": total,
+                    "epoch": epoch,
+                    "score": last["score"],
+                    "best_score": best["score"] if best["score"] >= 0 else None,
+                    "best_step": best["step"],
+                    "loss": last["loss"],
+                }
+            )
 
     def evaluate_now() -> bool:
         nonlocal stale
         t_probs, s_probs = predict_encoded(model, val_enc, pad_id, dev, dtype)
         metrics = validation_metrics(val_enc, t_probs, s_probs)
+        # Elapsed time is recorded for the model card only; no decision reads it.
         history.append({"step": step, "score": metrics["score"], "elapsed_s": round(time.monotonic() - started, 1)})
+        last["score"] = metrics["score"]
         model.train()
         if metrics["score"] > best["score"]:
             best.update(score=metrics["score"], step=step, metrics=metrics)
@@ -277,10 +399,38 @@ def train(
         bar.write(f"step {step}: validation score {metrics['score']:.4f} (best {best['score']:.4f} @ {best['step']})")
         return stale >= args.patience
 
+    def checkpoint(epoch_rng: dict[str, Any], epoch_pos: int) -> None:
+        if checkpoint_dir is None:
+            return
+        _save_checkpoint(
+            checkpoint_dir,
+            {
+                "name": name,
+                "total": total,
+                "step": step,
+                "epoch": epoch,
+                "epoch_pos": epoch_pos,
+                "stale": stale,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "epoch_rng": json.dumps(epoch_rng),
+                "best": json.dumps({k: v for k, v in best.items() if k != "state"}),
+                "best_state": best["state"],
+                "history": json.dumps(history),
+            },
+        )
+
     model.train()
-    done = False
+    done = step >= total
     while not done:
-        for batch in bucketed_batches(lengths, args.batch_size, rng):
+        epoch_rng = rng.bit_generator.state  # the epoch's batch order is re-created from this on resume
+        batches = bucketed_batches(lengths, args.batch_size, rng)
+        for pos, batch in enumerate(batches):
+            if pos < skip:
+                continue
             ids, mask = collate([train_enc.input_ids[i] for i in batch], pad_id)
             ids, mask = ids.to(dev), mask.to(dev)
             y_s = torch.from_numpy(train_enc.sentiment[batch]).to(dev)
@@ -301,20 +451,29 @@ def train(
             scaler.update()
             scheduler.step()
             step += 1
+            last["loss"] = round(float(loss.item()), 4)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{last['loss']:.3f}")
             if step % eval_every == 0 and step < total and evaluate_now():
                 stop_reason, done = "early_stopping", True
-                break
-            if args.time_budget_s is not None and time.monotonic() - started > args.time_budget_s:
-                stop_reason, done = "time_budget", True
-                break
             if step >= total:
                 done = True
+            if not done and step % checkpoint_every == 0:
+                checkpoint(epoch_rng, pos + 1)
+            report()
+            if done:
                 break
+            if should_stop is not None and should_stop():
+                checkpoint(epoch_rng, pos + 1)
+                bar.close()
+                raise TrainingInterrupted(f"stopped at step {step} of {total}; checkpoint in {checkpoint_dir}")
+        else:
+            epoch += 1
+            skip = 0
     bar.close()
     if stop_reason != "early_stopping" and (not history or history[-1]["step"] != step):
         evaluate_now()  # the final weights are a candidate too
+        report()
     model.load_state_dict(best["state"])
     elapsed = time.monotonic() - started
 
@@ -322,10 +481,12 @@ def train(
     model.save(staging)
     tokenizer.save_pretrained(staging)
     args.save(staging / "training_args.json")
+    np.save(staging / TRAIN_KEYS_FILE, row_keys(list(train_df["text"])))
     fingerprint["training"] = {
         "steps": step,
         "best_step": best["step"],
         "stop_reason": stop_reason,
+        "resumed_from_step": resumed["step"] if resumed is not None and resumed.get("name") == name else None,
         "wall_time_s": round(elapsed, 1),
         "device": str(dev),
         "dtype": str(dtype),
@@ -339,6 +500,7 @@ def train(
     weights_hash = datamod.file_sha256(staging / WEIGHTS_FILE)
     meta = {
         "format_version": FORMAT_VERSION,
+        "kind": "transformer",
         "name": name,
         "model_version": f"{name}@{weights_hash[:12]}",
         "created_at": now.isoformat(timespec="seconds"),

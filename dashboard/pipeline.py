@@ -111,3 +111,11 @@ def parse_metrics(text: str) -> pd.DataFrame:
             labels = ", ".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
             rows.append((sample.name, labels, sample.value))
     return pd.DataFrame(rows, columns=["metric", "labels", "value"])
+
+
+def trainer_progress(settings: Settings) -> tuple[dict | None, str]:
+    """The background trainer's progress file and its one-line summary (both from classifier.background)."""
+    from classifier.background import read_progress, summary
+
+    progress = read_progress(settings)
+    return progress, summary(progress)

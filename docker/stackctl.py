@@ -46,6 +46,9 @@ PARTS: dict[str, Part] = {
 }
 SERVER_PARTS = ("kafka", "clickhouse")  # started from official images; `stackctl.py init` sets them up
 MODEL_PART = "model"  # the registry is the `models` volume (or baked into the image); see README
+# Parts of the local `finpulse up` only: the background trainer (`finpulse trainer`) has no container; in a
+# deployment, train where the GPU is and ship the registry volume.
+LOCAL_ONLY_PARTS = ("trainer",)
 
 
 class CommandError(ValueError):

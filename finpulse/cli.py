@@ -87,7 +87,15 @@ def settings_table() -> str:
 
 
 # Parts register their commands with `register(app, bench_app)`; a part not built yet is simply absent.
-_PARTS = ("finpulse.stack.commands", "classifier.cli", "ingest.cli", "stream.cli", "alerts.cli", "dashboard.cli")
+_PARTS = (
+    "finpulse.stack.commands",
+    "classifier.cli",
+    "classifier.background",
+    "ingest.cli",
+    "stream.cli",
+    "alerts.cli",
+    "dashboard.cli",
+)
 
 
 def _register_parts() -> None:

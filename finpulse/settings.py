@@ -211,7 +211,7 @@ class Settings(BaseSettings):
         "default", description="Recipe the background `trainer` part trains to convergence (name or TOML file)."
     )
     trainer_threads: int = Field(
-        1, ge=1, description="Torch threads of the background trainer (it runs at low priority: the stream comes first)."
+        1, ge=1, description="Torch threads of the background trainer (low priority: the stream comes first)."
     )
     trainer_nice: int = Field(19, ge=0, le=19, description="Scheduling niceness of the background trainer.")
     relabel_hours: float = Field(

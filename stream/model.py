@@ -30,9 +30,9 @@ def device_for_worker(device: str, index: int, gpus: int | None = None) -> str:
 
 
 def _load_engine(settings: Settings, path: Path, device: str) -> Any:
-    from classifier.engine import ClassifierEngine
+    from classifier.serving import load_engine
 
-    return ClassifierEngine.load(path, settings=settings, device=device)
+    return load_engine(path, settings, device)  # quick linear model, transformer or the no-data placeholder
 
 
 class ModelServer:

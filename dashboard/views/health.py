@@ -33,6 +33,7 @@ def _live(hours: int, bucket: int) -> None:
     cols[4].metric("Model version", str(models["model_version"].iloc[0]) if not models.empty else "none yet")
     if kafka.note:
         st.caption(f"Kafka: {kafka.note}")
+    _training()
 
     flow = data.throughput(hours, bucket)
     if flow.empty:
@@ -71,6 +72,18 @@ def _live(hours: int, bucket: int) -> None:
         else:
             st.dataframe(metrics, hide_index=True, width="stretch")
     updated_caption(data.refresh_s())
+
+
+def _training() -> None:
+    """The background transformer's progress (classifier/background.py writes it; `finpulse status` shows it too)."""
+    from dashboard.pipeline import trainer_progress
+
+    progress, line = trainer_progress(data.settings())
+    st.subheader("Background training")
+    if progress and progress.get("state") == "training" and progress.get("total"):
+        st.progress(min(1.0, progress.get("step", 0) / progress["total"]), text=line)
+    else:
+        st.caption(line)
 
 
 def _age(seconds: float) -> str:

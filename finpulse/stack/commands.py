@@ -138,6 +138,8 @@ def _detail_lines(details: dict[str, Any] | None) -> list[str]:
     """Per-source (or per-worker) counters, one line each, from a part's /status answer."""
     if not details:
         return []
+    if isinstance(details.get("summary"), str):  # a part that reports one line (the background trainer)
+        return [details["summary"]]
     rows = details.get("sources") or details.get("workers") or {}
     if isinstance(rows, dict):
         rows = [{"name": k, **v} if isinstance(v, dict) else {"name": k, "value": v} for k, v in rows.items()]

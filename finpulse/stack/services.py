@@ -45,8 +45,9 @@ def _kafka_argv(settings: Settings) -> list[str]:
 
 
 def _clickhouse(settings: Settings) -> ServiceSpec:
-    from warehouse import local, migrate
-    from warehouse.binary import find_binary
+    from finpulse.stack.clickhouse import launch as local
+    from finpulse.stack.clickhouse.binary import find_binary
+    from warehouse import migrate
 
     spec = ServiceSpec(
         name="clickhouse",
@@ -72,6 +73,7 @@ _PARTS: dict[str, str] = {
     "model": "classifier.service:service_spec",
     "ingest": "ingest.service:service_spec",
     "stream": "stream.service:service_spec",
+    "trainer": "classifier.background:service_spec",
     "alerts": "alerts.service:service_spec",
     "dashboard": "dashboard.service:service_spec",
 }

@@ -29,7 +29,9 @@ def test_training_arguments_validate(field: str, value: object, message: str) ->
 
 def test_recipes(tmp_path: Path) -> None:
     default = builtin_recipe("default")
-    assert default.max_steps is not None and default.time_budget_s is not None
+    # trained to convergence: no step cap, no wall-clock budget (a decision must not depend on machine load)
+    assert default.max_steps is None and not hasattr(default, "time_budget_s")
+    assert default.patience >= 2 and default.eval_every_steps
     assert builtin_recipe("full").epochs > default.epochs
     path = tmp_path / "r.toml"
     path.write_text("[training]\nepochs = 1.5\nbatch_size = 8\n", encoding="utf-8")

@@ -66,7 +66,7 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 # --- the table ---------------------------------------------------------------------------------------------------
 def test_table_covers_every_part_finpulse_up_knows() -> None:
     known = set(services._PARTS)
-    table = set(stackctl.PARTS) | set(stackctl.SERVER_PARTS) | {stackctl.MODEL_PART}
+    table = set(stackctl.PARTS) | set(stackctl.SERVER_PARTS) | {stackctl.MODEL_PART} | set(stackctl.LOCAL_ONLY_PARTS)
     assert table == known, f"stackctl.PARTS vs finpulse.stack.services._PARTS: {sorted(table ^ known)}"
     default_parts = {p.strip() for p in Settings.model_fields["stack_services"].default.split(",")}
     assert default_parts <= table
