@@ -76,7 +76,7 @@ class _LocalStack:
     """`finpulse up --detach` of kafka, clickhouse and stream in a temporary data dir on free ports."""
 
     def __init__(self, settings: Settings) -> None:
-        from warehouse.local import free_port
+        from finpulse.stack.clickhouse.launch import free_port
 
         self.dir = Path(tempfile.mkdtemp(prefix="finpulse-bench-"))
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}

@@ -1,8 +1,8 @@
-"""FinPulse: warehouse - ClickHouse schema, migrations, client factory and the embedded local endpoint.
+"""FinPulse: warehouse - what every deployment uses: ClickHouse schema, migrations, the client factory and the
+queries the dashboard and alerts share. The local endpoint (ClickHouse's HTTP interface over chdb) that
+``finpulse up`` runs lives beside the Kafka broker, in ``finpulse.stack.clickhouse``.
 
 Public API:
-    warehouse.local.clickhouse_command(settings) -> list[str]      argv of the local endpoint (real binary if present)
-    warehouse.local.clickhouse_ping(settings, timeout=1.0) -> bool
     warehouse.client.create_client(settings, *, readonly=False, **overrides)   clickhouse_connect client
     warehouse.client.wait_until_ready(settings, timeout=60.0)
     warehouse.migrate.migrate(settings, *, client=None) -> list[str]           ids applied now

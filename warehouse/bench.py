@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from finpulse.settings import load_settings
+from finpulse.stack.clickhouse.launch import free_port, start_local_endpoint
 from warehouse.client import create_client, wait_until_ready
-from warehouse.local import free_port, start_local_endpoint
 
 TABLE_DDL = "CREATE TABLE bench (id UInt64, source LowCardinality(String), score Float32, ts DateTime64(3, 'UTC'), body String) ENGINE = MergeTree ORDER BY id"  # noqa: E501
 

@@ -96,7 +96,7 @@ def create_client(settings: Settings, *, readonly: bool = False, **overrides: An
 
 def wait_until_ready(settings: Settings, timeout: float = 60.0, interval: float = 0.2) -> None:
     """Block until the endpoint answers /ping; ClickHouseUnavailableError after ``timeout`` seconds."""
-    from warehouse.local import clickhouse_ping, http_base_url
+    from finpulse.stack.clickhouse.launch import clickhouse_ping, http_base_url
 
     deadline = time.monotonic() + timeout
     while True:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from warehouse.errors import ACCESS_DENIED, TOO_MANY_SIMULTANEOUS_QUERIES, ClickHouseError
+from finpulse.stack.clickhouse.errors import ACCESS_DENIED, TOO_MANY_SIMULTANEOUS_QUERIES, ClickHouseError
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 

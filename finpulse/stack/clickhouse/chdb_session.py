@@ -23,8 +23,7 @@ from typing import Any
 
 import chdb
 
-from warehouse.auth import User
-from warehouse.errors import (
+from finpulse.stack.clickhouse.errors import (
     ABORTED,
     READONLY,
     SESSION_IS_LOCKED,
@@ -32,6 +31,7 @@ from warehouse.errors import (
     TOO_MANY_SIMULTANEOUS_QUERIES,
     ClickHouseError,
 )
+from finpulse.stack.clickhouse.users import User
 
 log = logging.getLogger(__name__)
 

@@ -22,15 +22,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from warehouse.admission import Admission, HostGuard
-from warehouse.auth import User, Users
-from warehouse.codecs import negotiate_encoding, request_decoder, response_encoder
-from warehouse.engine import Context, Engine, Result
-from warehouse.errors import QUERY_IS_TOO_LARGE, READONLY, SYNTAX_ERROR, ClickHouseError
-from warehouse.guard import Policy, check
-from warehouse.metrics import EndpointMetrics
-from warehouse.native_blocks import METHODS, BlockDecoder, BlockEncoder, ChainedDecoder, ChainedEncoder
-from warehouse.protocol import (
+from finpulse.stack.clickhouse.admission import Admission, HostGuard
+from finpulse.stack.clickhouse.chdb_session import Context, Engine, Result
+from finpulse.stack.clickhouse.errors import QUERY_IS_TOO_LARGE, READONLY, SYNTAX_ERROR, ClickHouseError
+from finpulse.stack.clickhouse.http_compression import negotiate_encoding, request_decoder, response_encoder
+from finpulse.stack.clickhouse.http_protocol import (
     Classified,
     Kind,
     QueryRequest,
@@ -40,6 +36,10 @@ from warehouse.protocol import (
     output_format,
     parse_request,
 )
+from finpulse.stack.clickhouse.metrics import EndpointMetrics
+from finpulse.stack.clickhouse.native_blocks import METHODS, BlockDecoder, BlockEncoder, ChainedDecoder, ChainedEncoder
+from finpulse.stack.clickhouse.statement_guard import Policy, check
+from finpulse.stack.clickhouse.users import User, Users
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import lz4.frame
 
-from warehouse.errors import CANNOT_DECOMPRESS, ClickHouseError
+from finpulse.stack.clickhouse.errors import CANNOT_DECOMPRESS, ClickHouseError
 
 try:  # clickhouse-connect's own zstd dependency; zstandard is the fallback
     from backports import zstd as _zstd

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from warehouse.errors import BAD_ARGUMENTS, NOT_IMPLEMENTED, ClickHouseError
+from finpulse.stack.clickhouse.errors import BAD_ARGUMENTS, NOT_IMPLEMENTED, ClickHouseError
 
 # Parameters the HTTP layer consumes itself; they never reach the engine as settings.
 TRANSPORT_PARAMS = frozenset(

@@ -11,7 +11,7 @@ import urllib.request
 from typing import Any
 
 from finpulse.settings import Settings
-from warehouse.binary import binary_command, find_binary, write_config
+from finpulse.stack.clickhouse.binary import binary_command, find_binary, write_config
 
 # A probe of our own endpoint must not go through an http_proxy from the environment.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -25,7 +25,7 @@ def clickhouse_command(settings: Settings) -> list[str]:
     binary = find_binary(settings)
     if binary:
         return binary_command(binary, write_config(settings))
-    return [sys.executable, "-m", "warehouse.server"]
+    return [sys.executable, "-m", "finpulse.stack.clickhouse.server"]
 
 
 def clickhouse_ping(settings: Settings, timeout: float = 1.0) -> bool:

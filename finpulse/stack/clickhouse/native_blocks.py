@@ -20,7 +20,7 @@ import lz4.block
 import zstandard
 from clickhouse_cityhash.cityhash import CityHash128
 
-from warehouse.errors import (
+from finpulse.stack.clickhouse.errors import (
     CANNOT_DECOMPRESS,
     CHECKSUM_DOESNT_MATCH,
     UNKNOWN_COMPRESSION_METHOD,

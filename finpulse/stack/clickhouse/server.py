@@ -1,4 +1,4 @@
-"""``python -m warehouse.server``: the local ClickHouse endpoint (embedded engine behind the HTTP interface).
+"""``python -m finpulse.stack.clickhouse.server``: the local ClickHouse endpoint (chdb behind the HTTP interface).
 
 HTTP stack: uvicorn + Starlette. uvicorn's h11 parser handles chunked request bodies, keep-alive and pipelining
 correctly, and its SIGTERM handling stops accepting, lets in-flight requests finish, then returns - after which we
@@ -22,12 +22,12 @@ from pydantic import ValidationError
 
 from finpulse.logs import setup_logging
 from finpulse.settings import ConfigFileError, Settings, load_settings
-from warehouse.admission import Admission, HostGuard
-from warehouse.app import create_app
-from warehouse.auth import PasswordlessUserError, Users
-from warehouse.engine import DataDirLock, Engine, EngineOpenError
+from finpulse.stack.clickhouse.admission import Admission, HostGuard
+from finpulse.stack.clickhouse.chdb_session import DataDirLock, Engine, EngineOpenError
+from finpulse.stack.clickhouse.http_app import create_app
+from finpulse.stack.clickhouse.users import PasswordlessUserError, Users
 
-log = logging.getLogger("warehouse.server")
+log = logging.getLogger("finpulse.stack.clickhouse.server")
 
 SHUTDOWN_GRACE_S = 60.0
 
@@ -100,7 +100,7 @@ def serve(settings: Settings) -> int:
         lock.acquire()
         user_files = user_files_path(settings)
         user_files.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # The engine resolves relative file() / INTO OUTFILE paths against the working directory; warehouse/guard.py
+        # The engine resolves relative file() / INTO OUTFILE paths against the working directory; statement_guard.py
         # refuses absolute paths outside it and any '..'.
         os.chdir(user_files)
         engine = Engine.open(
@@ -157,7 +157,9 @@ def serve(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m warehouse.server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m finpulse.stack.clickhouse.server", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--data-dir", type=Path, help="overrides FINPULSE_DATA_DIR")
     parser.add_argument("--host", help="overrides FINPULSE_CLICKHOUSE_HOST")
     parser.add_argument("--port", type=int, help="overrides FINPULSE_CLICKHOUSE_PORT")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse.errors import ACCESS_DENIED, READONLY, SYNTAX_ERROR, ClickHouseError
+from finpulse.stack.clickhouse.errors import ACCESS_DENIED, READONLY, SYNTAX_ERROR, ClickHouseError
 
 # Table functions, engines and dictionary sources that reach the network or run processes: refused for everyone
 # (the local stack needs none of them; a real ClickHouse server is the place for them).

@@ -2,7 +2,7 @@
 
 Neither may have an empty password (settings generate them per install). The analyst carries server-side limits
 that the engine context gets before ``readonly`` is set, so the analyst can neither lift them with SET nor (see
-warehouse/guard.py) with a SETTINGS clause.
+statement_guard.py) with a SETTINGS clause.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import hmac
 from dataclasses import dataclass, field
 
 from finpulse.settings import Settings
-from warehouse.errors import AUTHENTICATION_FAILED, ClickHouseError
-from warehouse.protocol import Credentials
+from finpulse.stack.clickhouse.errors import AUTHENTICATION_FAILED, ClickHouseError
+from finpulse.stack.clickhouse.http_protocol import Credentials
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class User:
     password: str
     readonly: int  # ClickHouse's readonly level, applied to every engine context of this user
     limits: dict[str, str] = field(default_factory=dict)  # settings fixed for every context of this user
-    hidden_tables: frozenset[str] = frozenset()  # tables this user may not read (warehouse/guard.py)
+    hidden_tables: frozenset[str] = frozenset()  # tables this user may not read (statement_guard.py)
 
     @property
     def is_admin(self) -> bool:

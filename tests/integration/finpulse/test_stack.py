@@ -83,7 +83,7 @@ def test_ten_thousand_messages_acks_all_read_by_a_group(stack: Stack) -> None:
 
 
 def test_curl_answers_select_version(stack: Stack) -> None:
-    from warehouse.local import http_base_url
+    from finpulse.stack.clickhouse.launch import http_base_url
 
     url = f"{http_base_url(stack.settings)}/?query=SELECT%20version()"
     user = f"{stack.settings.clickhouse_user}:{stack.settings.clickhouse_password}"
@@ -158,7 +158,7 @@ def test_clickhouse_connect_from_two_processes_at_once(stack: Stack) -> None:
 
 def test_init_sets_up_servers_given_as_external(stack: Stack) -> None:
     """Production mode: the same code, pointed at servers by FINPULSE_KAFKA_BOOTSTRAP / FINPULSE_CLICKHOUSE_URL."""
-    from warehouse.local import http_base_url
+    from finpulse.stack.clickhouse.launch import http_base_url
 
     s = stack.settings
     host_port = http_base_url(s).split("://", 1)[1]

@@ -1,5 +1,6 @@
-"""The attack suite's targets: a real local ClickHouse endpoint (``python -m warehouse.server``) on a free port over a
-fresh data dir, with the passwords it generates itself, and small limits so that floods are quick to provoke.
+"""The attack suite's targets: a real local ClickHouse endpoint (``python -m finpulse.stack.clickhouse.server``) on a
+free port over a fresh data dir, with the passwords it generates itself, and small limits so that floods are quick
+to provoke.
 
 Tests of the stream, push endpoint and webhooks use the session-wide ``stack`` fixture (tests/conftest.py), which
 starts the real Kafka + ClickHouse stack.
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from finpulse.settings import Settings, load_settings
+from finpulse.stack.clickhouse.launch import free_port, start_local_endpoint
 from warehouse.client import wait_until_ready
-from warehouse.local import free_port, start_local_endpoint
 
 # Small on purpose: the flood and session tests reach them in seconds.
 LIMITS = {

@@ -242,7 +242,7 @@ def test_no_file_appeared_outside_the_data_dir(endpoint: Endpoint) -> None:
 
 
 def test_native_compressed_round_trip_and_a_corrupt_block(endpoint: Endpoint) -> None:
-    from warehouse import native_blocks
+    from finpulse.stack.clickhouse import native_blocks
 
     table = f"blocks_{uuid.uuid4().hex[:8]}"
     assert _post(endpoint, f"CREATE TABLE {table} (id UInt32, s String) ENGINE = MergeTree ORDER BY id").is_success

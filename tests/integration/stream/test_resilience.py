@@ -17,8 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 def _start_clickhouse(stream_env: StreamEnv, log: Path) -> subprocess.Popen:
+    from finpulse.stack.clickhouse.launch import start_local_endpoint
     from warehouse.client import wait_until_ready
-    from warehouse.local import start_local_endpoint
     from warehouse.migrate import migrate
 
     with open(log, "ab") as out:

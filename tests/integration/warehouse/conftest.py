@@ -1,4 +1,4 @@
-"""A real local endpoint (``python -m warehouse.server``) on a free port over a temporary data dir."""
+"""A real local endpoint (``python -m finpulse.stack.clickhouse.server``) on a free port over a temporary data dir."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from finpulse.settings import Settings, load_settings
+from finpulse.stack.clickhouse.launch import free_port, start_local_endpoint
 from warehouse.client import wait_until_ready
-from warehouse.local import free_port, start_local_endpoint
 
 
 @dataclass

@@ -95,7 +95,7 @@ def test_migrations_dedup_persistence_and_restart(tmp_path: Path) -> None:
 def _server(data_dir: Path, port: int) -> subprocess.CompletedProcess:
     env = {"FINPULSE_DATA_DIR": str(data_dir), "FINPULSE_CLICKHOUSE_PORT": str(port), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "warehouse.server"],
+        [sys.executable, "-m", "finpulse.stack.clickhouse.server"],
         env=env,
         capture_output=True,
         text=True,
@@ -110,7 +110,7 @@ def test_port_in_use_and_locked_data_dir_give_one_clear_message(endpoint: Endpoi
     assert "already in use" in busy.stderr and "FINPULSE_CLICKHOUSE_PORT" in busy.stderr
     assert "Traceback" not in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
 
-    from warehouse.local import free_port
+    from finpulse.stack.clickhouse.launch import free_port
 
     locked = _server(endpoint.settings.data_dir, free_port())
     assert locked.returncode == 3
@@ -118,7 +118,7 @@ def test_port_in_use_and_locked_data_dir_give_one_clear_message(endpoint: Endpoi
 
 
 def test_damaged_data_dir_gives_a_clear_message(tmp_path: Path) -> None:
-    from warehouse.local import free_port
+    from finpulse.stack.clickhouse.launch import free_port
 
     (tmp_path / "clickhouse").write_text("not a directory")
     result = _server(tmp_path, free_port())

@@ -11,7 +11,7 @@ import pytest
 from dashboard import auth, charts, pipeline, saved_queries
 from dashboard.service import dashboard_healthy, service_spec, streamlit_command
 from finpulse.settings import load_settings
-from warehouse.local import free_port
+from finpulse.stack.clickhouse.launch import free_port
 
 
 @pytest.fixture

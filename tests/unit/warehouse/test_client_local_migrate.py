@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 
 from finpulse.settings import load_settings
+from finpulse.stack.clickhouse.launch import clickhouse_command, clickhouse_ping, free_port
 from warehouse import migrate
 from warehouse.client import client_kwargs, parse_clickhouse_url
-from warehouse.local import clickhouse_command, clickhouse_ping, free_port
 
 
 def test_parse_url() -> None:
@@ -36,7 +36,7 @@ def test_client_kwargs_local_external_and_readonly() -> None:
 def test_command_without_binary_is_embedded_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no clickhouse on PATH
     argv = clickhouse_command(load_settings(data_dir=tmp_path))
-    assert argv[1:] == ["-m", "warehouse.server"]
+    assert argv[1:] == ["-m", "finpulse.stack.clickhouse.server"]
 
 
 def test_command_with_binary_writes_config(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
 import pytest
 
 from finpulse.settings import load_settings
-from warehouse.auth import PasswordlessUserError, User, Users
-from warehouse.engine import strictest_readonly
-from warehouse.errors import ClickHouseError, http_status, parse_engine_message
-from warehouse.protocol import Credentials
+from finpulse.stack.clickhouse.chdb_session import strictest_readonly
+from finpulse.stack.clickhouse.errors import ClickHouseError, http_status, parse_engine_message
+from finpulse.stack.clickhouse.http_protocol import Credentials
+from finpulse.stack.clickhouse.users import PasswordlessUserError, User, Users
 
 
 def test_engine_message_keeps_code_name_and_text() -> None:

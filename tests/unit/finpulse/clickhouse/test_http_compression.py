@@ -6,8 +6,8 @@ import lz4.frame
 import pytest
 from backports import zstd
 
-from warehouse.codecs import decode_all, negotiate_encoding, request_decoder, response_encoder
-from warehouse.errors import ClickHouseError
+from finpulse.stack.clickhouse.errors import ClickHouseError
+from finpulse.stack.clickhouse.http_compression import decode_all, negotiate_encoding, request_decoder, response_encoder
 
 
 def _blocks(n: int) -> list[bytes]:

@@ -2,8 +2,15 @@ import base64
 
 import pytest
 
-from warehouse.errors import ClickHouseError
-from warehouse.protocol import Kind, classify, content_type, first_keyword, output_format, parse_request
+from finpulse.stack.clickhouse.errors import ClickHouseError
+from finpulse.stack.clickhouse.http_protocol import (
+    Kind,
+    classify,
+    content_type,
+    first_keyword,
+    output_format,
+    parse_request,
+)
 
 
 def test_settings_transport_and_params_are_separated() -> None:

@@ -3,8 +3,8 @@ import struct
 
 import pytest
 
-from warehouse import native_blocks as nb
-from warehouse.errors import ClickHouseError
+from finpulse.stack.clickhouse import native_blocks as nb
+from finpulse.stack.clickhouse.errors import ClickHouseError
 
 
 @pytest.mark.parametrize("method", [nb.LZ4, nb.ZSTD, nb.NONE])

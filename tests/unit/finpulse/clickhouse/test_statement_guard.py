@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.errors import ClickHouseError
-from warehouse.guard import Policy, check, tokens
-from warehouse.protocol import Kind, classify
+from finpulse.stack.clickhouse.errors import ClickHouseError
+from finpulse.stack.clickhouse.http_protocol import Kind, classify
+from finpulse.stack.clickhouse.statement_guard import Policy, check, tokens
 
 ADMIN = Policy("default", read_only=False, file_access=True, lock_limits=False, user_files=Path("/data/user_files"))
 ANALYST = Policy("analyst", read_only=True, file_access=False, lock_limits=True)
