@@ -41,7 +41,8 @@ def receiver_command(
     port: Annotated[int | None, typer.Option(help="Port; default FINPULSE_ALERTS_RECEIVER_PORT.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     secret: Annotated[
-        str | None, typer.Option(help="Signature key; default FINPULSE_ALERTS_WEBHOOK_SECRET.", envvar=None)
+        str | None,
+        typer.Option(help="Signature key; default the install's (FINPULSE_ALERTS_WEBHOOK_SECRET).", envvar=None),
     ] = None,
     fail_first: Annotated[int, typer.Option(help="Answer 500 to the first N requests (watch retries).")] = 0,
 ) -> None:
@@ -51,9 +52,9 @@ def receiver_command(
     from alerts.receiver import ReceiverState, build_app, print_received
 
     settings = _settings()
-    key = secret if secret is not None else settings.alerts_webhook_secret
-    if not key:
-        raise _fail("the receiver needs the signing secret: set FINPULSE_ALERTS_WEBHOOK_SECRET or pass --secret")
+    from alerts.secret_store import default_signing_secret
+
+    key = secret if secret is not None else default_signing_secret(settings)  # the install's, like the sender's
     state = ReceiverState(secret=key, tolerance_s=settings.alerts_signature_tolerance_s, fail_first=fail_first)
     bind_port = port or settings.alerts_receiver_port
     typer.echo(f"receiving webhooks on http://{host}:{bind_port}/ (any path)", err=True)

@@ -63,7 +63,7 @@ class Dispatcher:
         self.metrics.outbox_pending.set(len(entries))
         if not entries:
             return 0
-        targets = {t.name: t for t in list_targets(self.settings, client=self.client)}
+        targets = {t.name: t for t in list_targets(self.settings, client=self.client, skip_invalid=True)}
         blocked: set[tuple[str, str, str]] = set()
         attempts = 0
         for entry in entries:
@@ -73,7 +73,21 @@ class Dispatcher:
                 blocked.add(entry.stream)
                 continue
             attempts += 1
-            result = self._attempt(entry, targets)
+            try:
+                result = self._attempt(entry, targets)
+            except Exception as exc:  # one target's failure never stops deliveries to the others
+                log.warning("delivery attempt raised", exc_info=True, extra={"target": entry.target})
+                result = DeliveryResult(
+                    target=entry.target,
+                    delivery_id=entry.delivery_id,
+                    alert_id=entry.alert_id,
+                    event=entry.event,
+                    channel=entry.channel,
+                    attempt=entry.attempts + 1,
+                    status="failed",
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    retryable=True,
+                )
             updated = self._settle(entry, result)
             outbox.write(self.client, [updated])
             log_delivery(

@@ -50,7 +50,13 @@ def build_app(state: ReceiverState, on_receive: Callable[[Received], None] | Non
             if state.requests <= state.fail_first:
                 return JSONResponse({"error": "failing on purpose (fail_first)"}, status_code=500)
         try:
-            verify(state.secret, body, request.headers.get(SIGNATURE_HEADER), tolerance_s=state.tolerance_s)
+            verify(
+                state.secret,
+                body,
+                request.headers.get(SIGNATURE_HEADER),
+                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
+                tolerance_s=state.tolerance_s,
+            )
         except SignatureError as exc:
             with state.lock:
                 state.rejected.append(str(exc))

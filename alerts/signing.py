@@ -1,4 +1,6 @@
-"""Webhook signatures: HMAC-SHA256 over ``<timestamp>.<body>``, sent as ``X-FinPulse-Signature: t=<unix>,v1=<hex>``.
+"""Webhook signatures: HMAC-SHA256 over ``<timestamp>.<idempotency key>.<body>``, sent as
+``X-FinPulse-Signature: t=<unix>,v1=<hex>``. The key is signed too, so a captured request cannot be replayed under
+a fresh Idempotency-Key to make a receiver act on it twice.
 
 The timestamp inside the signed text lets a receiver refuse replays of an old request; comparing with
 ``hmac.compare_digest`` keeps the check constant-time. Verify against the raw body bytes, before parsing JSON.
@@ -19,20 +21,30 @@ class SignatureError(ValueError):
     """A request's signature is missing, malformed, stale or wrong; the message says which."""
 
 
-def _mac(secret: str, timestamp: int, body: bytes) -> str:
-    return hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+def _mac(secret: str, timestamp: int, key: str, body: bytes) -> str:
+    signed = f"{timestamp}.{key}.".encode() + body
+    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """The signature header value for ``body``."""
+def sign(secret: str, body: bytes, timestamp: int | None = None, *, idempotency_key: str = "") -> str:
+    """The signature header value for ``body`` sent with ``idempotency_key``."""
     if not secret:
         raise ValueError("cannot sign with an empty secret")
     ts = int(time.time()) if timestamp is None else timestamp
-    return f"t={ts},v1={_mac(secret, ts, body)}"
+    return f"t={ts},v1={_mac(secret, ts, idempotency_key, body)}"
 
 
-def verify(secret: str, body: bytes, header: str | None, *, tolerance_s: int = 300, now: float | None = None) -> int:
-    """Check a signature header; returns its timestamp or raises SignatureError."""
+def verify(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    *,
+    idempotency_key: str = "",
+    tolerance_s: int = 300,
+    now: float | None = None,
+) -> int:
+    """Check a signature header (over the body and the request's Idempotency-Key); returns its timestamp or raises
+    SignatureError."""
     if not header:
         raise SignatureError(f"missing {SIGNATURE_HEADER} header")
     fields: dict[str, list[str]] = {}
@@ -46,8 +58,8 @@ def verify(secret: str, body: bytes, header: str | None, *, tolerance_s: int = 3
     current = time.time() if now is None else now
     if abs(current - ts) > tolerance_s:
         raise SignatureError(f"signature timestamp is {int(current - ts)}s off (tolerance {tolerance_s}s)")
-    expected = _mac(secret, ts, body)
+    expected = _mac(secret, ts, idempotency_key, body)
     # Several v1= values are accepted so a sender can sign with an old and a new secret while rotating.
     if not any(hmac.compare_digest(expected, candidate) for candidate in fields.get("v1", [])):
-        raise SignatureError("signature does not match (wrong secret, or the body was changed)")
+        raise SignatureError("signature does not match (wrong secret, or the body or Idempotency-Key was changed)")
     return ts

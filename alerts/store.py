@@ -14,17 +14,22 @@ share one truth. Every function takes the settings (and optionally an open clien
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from alerts import secret_store
 from alerts.alert import utc
 from alerts.db import connect, next_version
 from alerts.rules import Rule
 from alerts.targets import DeliveryResult, WebhookTarget
 from finpulse.settings import Settings
 from warehouse.queries import alerts as q
+
+log = logging.getLogger(__name__)
 
 ALERT_STATES = ("firing", "acknowledged", "resolved")
 
@@ -89,13 +94,29 @@ def _write_rule(client: Any, rule: Rule, *, deleted: bool) -> None:
 # --- targets ---------------------------------------------------------------------------------------------------
 
 
-def list_targets(settings: Settings, *, client: Any | None = None) -> list[WebhookTarget]:
+def list_targets(settings: Settings, *, client: Any | None = None, skip_invalid: bool = False) -> list[WebhookTarget]:
+    """The targets, secrets and Slack URLs resolved from the secrets file. ``skip_invalid``: a row that no longer
+    validates (saved before URLs were checked) is left out with a warning instead of failing every target."""
     with connect(settings, client) as c:
         rows = c.query(q.TARGETS_SQL).result_rows
-    return [
-        WebhookTarget(name=name, url=url, format=fmt, secret=secret or None, enabled=bool(enabled), origin=origin)
-        for name, url, fmt, secret, enabled, origin in rows
-    ]
+    out = []
+    for name, url, fmt, secret, enabled, origin in rows:
+        try:
+            out.append(
+                WebhookTarget(
+                    name=name,
+                    url=secret_store.resolve(settings.data_dir, url),
+                    format=fmt,
+                    secret=secret_store.resolve(settings.data_dir, secret) or None,
+                    enabled=bool(enabled),
+                    origin=origin,
+                )
+            )
+        except ValueError as exc:
+            if not skip_invalid:
+                raise
+            log.warning("webhook target %s is invalid and skipped: %s", name, exc)
+    return out
 
 
 def get_target(settings: Settings, name: str, *, client: Any | None = None) -> WebhookTarget:
@@ -114,23 +135,30 @@ def save_target(settings: Settings, target: WebhookTarget, *, client: Any | None
             previous = {t.name: t for t in list_targets(settings, client=c)}.get(target.name)
             if previous is not None and previous.secret is not None:
                 target = target.model_copy(update={"secret": previous.secret})
-        _write_target(c, target, deleted=False)
+        _write_target(c, target, deleted=False, data_dir=settings.data_dir)
     return target
 
 
 def delete_target(settings: Settings, name: str, *, client: Any | None = None) -> None:
     with connect(settings, client) as c:
-        _write_target(c, get_target(settings, name, client=c), deleted=True)
+        _write_target(c, get_target(settings, name, client=c), deleted=True, data_dir=settings.data_dir)
 
 
-def _write_target(client: Any, target: WebhookTarget, *, deleted: bool) -> None:
-    secret = target.secret.get_secret_value() if target.secret is not None else ""
+def _write_target(client: Any, target: WebhookTarget, *, deleted: bool, data_dir: Path) -> None:
+    # Only references reach ClickHouse: the secret, and a Slack URL (its path is the credential), stay in a 0600
+    # file of the data dir that the analyst user cannot read.
+    secret = ""
+    if target.secret is not None:
+        secret = secret_store.put(data_dir, f"target:{target.name}:secret", target.secret.get_secret_value())
+    url = target.url
+    if target.format == "slack":
+        url = secret_store.put(data_dir, f"target:{target.name}:url", target.url)
     client.insert(
         "alert_targets",
         [
             [
                 target.name,
-                target.url,
+                url,
                 target.format,
                 secret,
                 int(target.enabled),

@@ -13,6 +13,29 @@ DeliveryStatus = Literal["delivered", "failed", "gave_up"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
 
 
+def validate_url(value: str) -> str:
+    """A webhook URL: http(s), a host, a port in 1..65535; anything else is refused when the target is created
+    (a bad port found only at send time used to take the whole dispatcher down)."""
+    from urllib.parse import urlsplit
+
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ValueError("webhook url must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"webhook url is not valid: {exc}") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("webhook url must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("webhook url has no host")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"webhook url port {port} is not in 1..65535")
+    if parts.username or parts.password:
+        raise ValueError("webhook url must not carry credentials; use the target's secret")
+    return value
+
+
 class WebhookTarget(BaseModel):
     """Where alerts are POSTed. ``secret`` None means the settings' FINPULSE_ALERTS_WEBHOOK_SECRET (or, when saving,
     keep the stored one); it is never printed (SecretStr)."""
@@ -36,9 +59,7 @@ class WebhookTarget(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("webhook url must start with http:// or https://")
-        return value
+        return validate_url(value)
 
     @field_validator("secret", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ import httpx
 
 from alerts import formats
 from alerts.alert import Alert
+from alerts.secret_store import default_signing_secret
 from alerts.signing import EVENT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 from alerts.targets import DeliveryResult, WebhookTarget
 from finpulse.settings import Settings
@@ -41,12 +42,49 @@ def build_request(
         IDEMPOTENCY_HEADER: delivery_id,
         EVENT_HEADER: event,
     }
-    secret = target.secret_value(settings.alerts_webhook_secret)
-    if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, body)
-    else:
-        log.warning("webhook sent unsigned: no secret", extra={"target": target.name})
+    secret = target.secret_value("") or default_signing_secret(settings)
+    headers[SIGNATURE_HEADER] = sign(secret, body, idempotency_key=delivery_id)  # always signed
     return body, headers
+
+
+class TargetRefused(ValueError):
+    """The target's address is not allowed (loopback/private while FINPULSE_ALERTS_WEBHOOK_BLOCK_PRIVATE is on)."""
+
+
+def check_address(settings: Settings, url: str) -> None:
+    """Refuse loopback, private, link-local and reserved destinations when the setting says so. Checked on the
+    resolved addresses at send time, so a DNS name that points inside (or is rebound to) is refused as well."""
+    if not settings.alerts_webhook_block_private:
+        return
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    allowed = [a.strip().lower() for a in settings.alerts_webhook_allow_hosts.split(",") if a.strip()]
+    if host in allowed:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
+    except OSError as exc:
+        raise TargetRefused(f"cannot resolve {host}: {exc}") from exc
+    networks = []
+    for entry in allowed:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            continue
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if any(address in net for net in networks):
+            continue
+        if not address.is_global or address.is_multicast:
+            raise TargetRefused(
+                f"{host} resolves to {address}, a non-public address; allow it with FINPULSE_ALERTS_WEBHOOK_ALLOW_HOSTS"
+            )
 
 
 def post_once(
@@ -59,13 +97,14 @@ def post_once(
     attempt: int = 1,
     http: httpx.Client | None = None,
 ) -> DeliveryResult:
-    """One POST; never raises for HTTP or transport failures (they are the result)."""
-    body, headers = build_request(settings, target, alert, event=event, delivery_id=delivery_id)
+    """One POST; never raises (HTTP, transport and refusal failures are the result)."""
     started = time.perf_counter()
     status: int | None = None
     error = ""
     retryable = False
     try:
+        check_address(settings, target.url)
+        body, headers = build_request(settings, target, alert, event=event, delivery_id=delivery_id)
         if http is None:
             with httpx.Client(timeout=settings.alerts_webhook_timeout_s) as own:
                 response = own.post(target.url, content=body, headers=headers)
@@ -78,6 +117,11 @@ def post_once(
     except httpx.TransportError as exc:
         error = f"{type(exc).__name__}: {exc}"
         retryable = True
+    except TargetRefused as exc:
+        error = f"refused: {exc}"
+    except Exception as exc:  # an invalid URL or a client error: this target's failure only, never the dispatcher's
+        log.warning("webhook attempt failed", exc_info=True, extra={"target": target.name})
+        error = f"{type(exc).__name__}: {exc}"[:500]
     latency_ms = round((time.perf_counter() - started) * 1000)
     return DeliveryResult(
         target=target.name,

@@ -283,9 +283,20 @@ class Settings(BaseSettings):
     )
     alerts_interval_s: float = Field(30.0, gt=0, description="How often the alert engine evaluates every rule.")
     alerts_webhook_secret: str = Field(
-        "", description="HMAC-SHA256 key of webhook signatures for targets without their own (keep it in the env)."
+        "",
+        description="HMAC-SHA256 key of webhook signatures for targets without their own; empty = generated at first "
+        "start into <data_dir>/secrets.json (0600), so webhooks are always signed.",
     )
     alerts_webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST.")
+    alerts_webhook_block_private: bool = Field(
+        False,
+        description="Refuse webhook targets that resolve to loopback, private, link-local or reserved addresses "
+        "(on in the docker profiles; off by default for the local stack, whose `finpulse alerts receiver` is on "
+        "localhost).",
+    )
+    alerts_webhook_allow_hosts: str = Field(
+        "", description="Comma-separated hosts or CIDRs allowed even when private targets are refused."
+    )
     alerts_retry_base_s: float = Field(1.0, gt=0, description="First retry delay of a failed delivery; doubles.")
     alerts_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between two delivery attempts.")
     alerts_max_attempts: int = Field(

@@ -75,8 +75,9 @@ def test_mean_std() -> None:
 def test_receiver_verifies_fails_first_and_flags_duplicates() -> None:
     state = ReceiverState(secret="k", fail_first=1)
     body = b'{"event":"firing"}'
-    headers = {"X-FinPulse-Signature": sign("k", body), "Idempotency-Key": "d1", "X-FinPulse-Event": "firing"}
-    bad = {**headers, "X-FinPulse-Signature": sign("wrong", body)}
+    signed = sign("k", body, idempotency_key="d1")
+    headers = {"X-FinPulse-Signature": signed, "Idempotency-Key": "d1", "X-FinPulse-Event": "firing"}
+    bad = {**headers, "X-FinPulse-Signature": sign("wrong", body, idempotency_key="d1")}
 
     async def exchange() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=build_app(state))

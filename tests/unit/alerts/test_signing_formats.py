@@ -75,10 +75,12 @@ def test_request_is_signed_over_the_exact_body() -> None:
     target = WebhookTarget(name="t", url="http://x.invalid/h")
     body, headers = build_request(settings, target, ALERT, event="firing", delivery_id="k1")
     assert headers["Idempotency-Key"] == "k1"
-    verify("default-key", body, headers[SIGNATURE_HEADER])
+    verify("default-key", body, headers[SIGNATURE_HEADER], idempotency_key="k1")
+    with pytest.raises(SignatureError, match="Idempotency-Key"):  # replayed under a new key: refused
+        verify("default-key", body, headers[SIGNATURE_HEADER], idempotency_key="k2")
     own = WebhookTarget(name="t", url="http://x.invalid/h", secret="s3cr3t-value")
     body, headers = build_request(settings, own, ALERT, event="x", delivery_id="k")
-    verify("s3cr3t-value", body, headers[SIGNATURE_HEADER])
+    verify("s3cr3t-value", body, headers[SIGNATURE_HEADER], idempotency_key="k")
     assert "s3cr3t-value" not in repr(own)
 
 
