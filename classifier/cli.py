@@ -52,6 +52,9 @@ def train_command(
     ] = None,
     promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Make it the model the stream uses.")] = False,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: settings.model_device).")] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Train the quick TF-IDF + linear model (seconds) instead of a recipe.")
+    ] = False,
 ) -> None:
     """Train the topic + sentiment model from a recipe (flags override it) and save it to the registry."""
     from classifier.config import load_recipe
@@ -63,6 +66,20 @@ def train_command(
     from finpulse.cli import get_settings
 
     settings = get_settings()
+    if quick:
+        from classifier.quick import train_quick
+
+        try:
+            names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets is not None else None
+            info = train_quick(
+                settings, datasets=names, data_root=data_dir, name=name, promote=promote, echo=typer.echo
+            )
+        except (DataError, RegistryError, ValueError) as exc:
+            raise _fail(str(exc)) from exc
+        mark = " [promoted]" if info.promoted else ""
+        typer.echo(f"saved {info.name} ({info.model_version}) to {info.path}{mark}")
+        typer.echo(json.dumps(json.loads((info.path / "meta.json").read_text())["validation"], indent=2))
+        return
     try:
         args = load_recipe(config).replace(
             base_model=base_model,
@@ -132,10 +149,10 @@ def evaluate_command(
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix (printed + PNG), calibration error."""
     from classifier.data import DataError
-    from classifier.engine import ClassifierEngine
     from classifier.evaluate import evaluate
     from classifier.model import ModelLoadError
     from classifier.registry import Registry, RegistryError
+    from classifier.serving import load_engine
     from finpulse.cli import get_settings
 
     settings = get_settings()
@@ -143,7 +160,8 @@ def evaluate_command(
         raise _fail("--task must be sentiment or topic")
     try:
         path = Registry.from_settings(settings).resolve(model)
-        engine = ClassifierEngine.load(path, device=device or settings.model_device, threads=settings.model_threads)
+        # any registry kind (quick linear model or transformer), loaded as the stream loads it
+        engine = load_engine(path, settings, device or settings.model_device, threads=settings.model_threads)
         plot = plot or settings.data_dir / "eval" / f"{path.name}-{task}-{data.stem}.png"
         report = evaluate(
             engine,

@@ -167,19 +167,10 @@ def _record(registry: Registry, candidate: ModelInfo, decision: dict[str, Any]) 
 
 
 def on_promoted(settings: Settings, info: ModelInfo) -> None:
-    """After a promotion: relabel the recent documents with the new model (stream/relabel.py's backfill)."""
+    """After a promotion: relabel the recent documents (settings.relabel_hours) with the new model."""
+    from stream.relabel import relabel_recent
+
     try:
-        from stream import relabel
-    except ModuleNotFoundError as exc:  # the backfill is not part of this checkout
-        if exc.name != "stream.relabel":
-            raise
-        log.warning("promoted %s; stream.relabel is not available, recent documents keep their labels", info.name)
-        return
-    run = getattr(relabel, "relabel_recent", None)
-    if run is None:
-        log.warning("stream.relabel has no relabel_recent(); recent documents keep their labels")
-        return
-    try:
-        run(settings, hours=None, progress=False)
-    except Exception:  # the promotion stands; the backfill is safe to run again by hand
-        log.exception("relabel after promoting %s failed; run it again with the relabel command", info.name)
+        relabel_recent(settings, hours=None, progress=False)
+    except Exception:  # the promotion stands; the backfill is idempotent and can be run again by hand
+        log.exception("relabel after promoting %s failed; run `finpulse relabel` again", info.name)

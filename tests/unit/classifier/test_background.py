@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -164,10 +162,12 @@ def test_shadow_promotion_promotes_a_better_model_and_runs_the_hook(
     settings = serving["settings"]
     registry = Registry.from_settings(settings)
     train_quick(settings, name="worse", data_root=_shuffled_root(data_root, tmp_path), promote=True)
+    import stream.relabel
+
     calls: list[dict] = []
-    fake = types.ModuleType("stream.relabel")
-    fake.relabel_recent = lambda s, *, hours=None, progress=False: calls.append({"hours": hours})  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "stream.relabel", fake)
+    monkeypatch.setattr(
+        stream.relabel, "relabel_recent", lambda s, *, hours=None, progress=False: calls.append({"hours": hours})
+    )
     decision = shadow_promote(settings, "good")
     assert decision["promoted"] is True and decision["candidate_score"] > decision["serving_score"]
     assert registry.promoted().name == "good"  # type: ignore[union-attr]
