@@ -94,7 +94,7 @@ def _write_rule(client: Any, rule: Rule, *, deleted: bool) -> None:
 # --- targets ---------------------------------------------------------------------------------------------------
 
 
-def list_targets(settings: Settings, *, client: Any | None = None, skip_invalid: bool = False) -> list[WebhookTarget]:
+def list_targets(settings: Settings, *, client: Any | None = None, skip_invalid: bool = True) -> list[WebhookTarget]:
     """The targets, secrets and Slack URLs resolved from the secrets file. ``skip_invalid``: a row that no longer
     validates (saved before URLs were checked) is left out with a warning instead of failing every target."""
     with connect(settings, client) as c:
