@@ -113,4 +113,7 @@ _register_parts()
 
 
 def main() -> None:  # pragma: no cover - console entry
+    from finpulse.files import private_umask
+
+    private_umask()  # files 0600, dirs 0700, for this process and every service it starts
     sys.exit(app())

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from finpulse.files import PRIVATE_UMASK, private_dir, private_files
 from finpulse.settings import Settings
 from finpulse.stack.errors import StackError
 
@@ -110,8 +111,11 @@ class Supervisor:
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def acquire(self) -> None:
-        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.settings.run_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        for folder in (self.settings.data_dir, self.settings.run_dir, self.log_dir):
+            private_dir(folder)
+        for folder in (self.settings.run_dir, self.log_dir):
+            private_files(folder)
+        fd = os.open(self.settings.run_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -128,7 +132,7 @@ class Supervisor:
         self.acquire()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)
         try:
             booting: list[_Child] = []
             for child in self.children:
@@ -183,7 +187,10 @@ class Supervisor:
         if spec.argv is not None:
             argv = spec.argv()
             self._check_not_serving(spec)
-            child.log_file = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives with the child
+            log_path = self.log_dir / f"{spec.name}.log"
+            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.chmod(log_path, 0o600)
+            child.log_file = os.fdopen(fd, "ab")
             env = {**os.environ, **self.settings.child_env(), **spec.env}
             log.info("starting %s", spec.name, extra={"argv": " ".join(argv[:3]) + " ..."})
             child.proc = subprocess.Popen(
@@ -194,6 +201,7 @@ class Supervisor:
                 env=env,
                 start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children in order
                 preexec_fn=_die_with_parent,
+                umask=PRIVATE_UMASK,  # a service's data, logs and sockets are the owner's only
             )
 
     def _ready(self, child: _Child) -> None:
@@ -311,5 +319,7 @@ class Supervisor:
         }
         path = state_path(self.settings)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(state, indent=2))
         tmp.replace(path)
