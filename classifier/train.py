@@ -346,16 +346,29 @@ def train(
     best: dict[str, Any] = {"score": -1.0, "step": 0, "metrics": {}, "state": None}
     history: list[dict[str, Any]] = []
     stale, step, epoch, skip, stop_reason = 0, 0, 0, 0, "max_steps"
+    # Frozen weights (the token embedding: 96M of multilingual-e5-small's 118M parameters) never change: they are
+    # re-created from the base on resume, which keeps a checkpoint to the trained part.
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+
+    def trainable(state: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+        return None if state is None else {k: v for k, v in state.items() if k not in frozen}
+
     resumed = load_checkpoint(checkpoint_dir)
     if resumed is not None and resumed.get("total") == total and resumed.get("name") == name:
-        model.load_state_dict(resumed["model"])
+        loaded = model.load_state_dict(resumed["model"], strict=False)  # frozen weights come from the base
+        if set(loaded.missing_keys) - frozen or loaded.unexpected_keys:
+            raise RuntimeError(f"checkpoint in {checkpoint_dir} does not match the model: {loaded}")
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
         scaler.load_state_dict(resumed["scaler"])
         torch.set_rng_state(resumed["torch_rng"])
         rng.bit_generator.state = json.loads(resumed["epoch_rng"])
         step, epoch, skip, stale = resumed["step"], resumed["epoch"], resumed["epoch_pos"], resumed["stale"]
-        best = {**json.loads(resumed["best"]), "state": resumed["best_state"]}
+        best_state = resumed["best_state"]
+        if best_state is not None:
+            full = model.state_dict()
+            best_state = {k: best_state.get(k, v.detach().to("cpu", copy=True)) for k, v in full.items()}
+        best = {**json.loads(resumed["best"]), "state": best_state}
         history = json.loads(resumed["history"])
         log.info("resuming", extra={"model": name, "step": step, "checkpoint": str(checkpoint_dir)})
     elif resumed is not None:
@@ -411,14 +424,14 @@ def train(
                 "epoch": epoch,
                 "epoch_pos": epoch_pos,
                 "stale": stale,
-                "model": model.state_dict(),
+                "model": trainable(model.state_dict()),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "epoch_rng": json.dumps(epoch_rng),
                 "best": json.dumps({k: v for k, v in best.items() if k != "state"}),
-                "best_state": best["state"],
+                "best_state": trainable(best["state"]),
                 "history": json.dumps(history),
             },
         )
