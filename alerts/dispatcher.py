@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,21 +59,43 @@ class Dispatcher:
         self.publisher.close()
 
     def run_once(self) -> int:
-        """Attempt every due delivery once; returns how many attempts were made."""
+        """Attempt every due delivery once; returns how many attempts were made.
+
+        Destinations are worked on side by side (up to ``alerts_webhook_parallel_targets`` threads), each one's
+        deliveries in order, one at a time and under the per-request timeout: a slow or broken target delays only
+        its own deliveries. The outbox and the delivery log are written from this thread afterwards."""
         entries = outbox.pending(self.client)
         self.metrics.outbox_pending.set(len(entries))
         if not entries:
             return 0
         targets = {t.name: t for t in list_targets(self.settings, client=self.client, skip_invalid=True)}
-        blocked: set[tuple[str, str, str]] = set()
+        groups: dict[tuple[str, str], list[OutboxEntry]] = {}
+        for entry in entries:
+            groups.setdefault((entry.channel, entry.target), []).append(entry)
+        workers = max(1, min(len(groups), self.settings.alerts_webhook_parallel_targets))
+        with ThreadPoolExecutor(workers, thread_name_prefix="deliver") as pool:
+            done = list(pool.map(lambda group: self._deliver_group(group, targets), groups.values()))
         attempts = 0
+        for outcomes in done:
+            for updated, result in outcomes:
+                attempts += 1
+                outbox.write(self.client, [updated])
+                status = result if updated.status != "gave_up" else result.model_copy(update={"status": "gave_up"})
+                log_delivery(self.client, status)
+        return attempts
+
+    def _deliver_group(
+        self, entries: list[OutboxEntry], targets: dict[str, Any]
+    ) -> list[tuple[OutboxEntry, DeliveryResult]]:
+        """One destination's due deliveries, in order; a stream stops at its first undelivered entry."""
+        blocked: set[tuple[str, str, str]] = set()
+        out = []
         for entry in entries:
             if entry.stream in blocked:
                 continue
             if entry.next_attempt_at > self.clock():
                 blocked.add(entry.stream)
                 continue
-            attempts += 1
             try:
                 result = self._attempt(entry, targets)
             except Exception as exc:  # one target's failure never stops deliveries to the others
@@ -89,13 +112,10 @@ class Dispatcher:
                     retryable=True,
                 )
             updated = self._settle(entry, result)
-            outbox.write(self.client, [updated])
-            log_delivery(
-                self.client, result if updated.status != "gave_up" else result.model_copy(update={"status": "gave_up"})
-            )
+            out.append((updated, result))
             if updated.status != "delivered":
                 blocked.add(entry.stream)
-        return attempts
+        return out
 
     def _attempt(self, entry: OutboxEntry, targets: dict[str, Any]) -> DeliveryResult:
         alert = Alert.model_validate_json(entry.payload)

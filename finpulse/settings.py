@@ -288,6 +288,9 @@ class Settings(BaseSettings):
         "start into <data_dir>/secrets.json (0600), so webhooks are always signed.",
     )
     alerts_webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST.")
+    alerts_webhook_parallel_targets: int = Field(
+        8, ge=1, le=64, description="Webhook targets delivered to side by side; each target's deliveries in order."
+    )
     alerts_webhook_block_private: bool = Field(
         False,
         description="Refuse webhook targets that resolve to loopback, private, link-local or reserved addresses "
