@@ -28,6 +28,7 @@ _STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)
 TTLS: dict[str, tuple[str, str]] = {
     "documents": ("toDateTime(published_at) + INTERVAL {days} DAY", "documents_ttl_days"),
     "documents_minutely": ("minute + INTERVAL {days} DAY", "rollup_ttl_days"),
+    "documents_minutely_latest": ("minute + INTERVAL {days} DAY", "rollup_ttl_days"),
     "alerts": ("window_start + INTERVAL {days} DAY", "alerts_ttl_days"),
     "alert_deliveries": ("toDateTime(delivered_at) + INTERVAL {days} DAY", "alerts_ttl_days"),
 }

@@ -2,8 +2,9 @@
 
 Constant SQL with server-side parameters: values are always bound (``{name:Type}``); the only variable part of a
 statement is a *choice* among the fixed fragments below (which column to group by, whether the rule needs the
-documents table), never text from a user. Window counts read the per-minute rollup (uniqExact states: dedup-safe)
-unless a rule needs what the rollup lacks (language, text), then ``documents_latest`` with uniqExact(id).
+documents table), never text from a user. Window counts read the per-minute table ``documents_minutely_latest``
+with FINAL (one row per document under its latest label: dedup-safe, and a relabeled document counts once, under
+its new label) unless a rule needs what the rollup lacks (language, text), then ``documents_latest`` with uniqExact(id).
 
 Times are Unix seconds ([start, end), whole minutes) or, for alert bookkeeping, Unix milliseconds.
 """
@@ -23,10 +24,11 @@ GROUPS = ("none", "topic", "ticker", "source", "lang")
 _ROLLUP_GROUP = {"none": "''", "topic": "topic", "ticker": "ticker", "source": "source"}
 _DOCS_GROUP = {"none": "''", "topic": "ifNull(topic, '')", "ticker": "ticker", "source": "source", "lang": "lang"}
 
-_ROLLUP_SCOPE = """
+# $ticker_scope: `ticker = ...` on the ARRAY JOINed ticker when grouping by ticker, else has(tickers, ...).
+_ROLLUP_SCOPE = Template("""
   AND ({topic:String} = '' OR topic = {topic:String})
-  AND ({ticker:String} = '' OR ticker = {ticker:String})
-  AND ({source:String} = '' OR source = {source:String})"""
+  AND ({ticker:String} = '' OR $ticker_scope)
+  AND ({source:String} = '' OR source = {source:String})""")
 
 _DOCS_SCOPE = """
   AND ({topic:String} = '' OR ifNull(topic, '') = {topic:String})
@@ -40,11 +42,11 @@ WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC') AND published_at < 
 _ROLLUP_COUNTS = Template("""
 SELECT $group AS grp,
        intDiv(toUInt32(minute) - {start:UInt32}, {bucket:UInt32}) AS bucket,
-       uniqExactMerge(docs) AS total,
-       uniqExactMergeIf(docs, sentiment = 'negative') AS negative,
-       uniqExactMergeIf(docs, sentiment = 'positive') AS positive,
-       uniqExactMergeIf(docs, sentiment != '') AS classified
-FROM documents_minutely
+       count() AS total,
+       countIf(sentiment = 'negative') AS negative,
+       countIf(sentiment = 'positive') AS positive,
+       countIf(sentiment != '') AS classified
+FROM documents_minutely_latest FINAL $array_join
 WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
   $not_empty$scope
 GROUP BY grp, bucket
@@ -74,11 +76,15 @@ def _counts_sql(group_by: str, use_documents: bool) -> str:
         )
     if group_by == "lang":
         raise ValueError("the rollup has no language; group by lang through the documents table")
+    by_ticker = group_by == "ticker"
     return _ROLLUP_COUNTS.substitute(
         group=_ROLLUP_GROUP[group_by],
-        # Documents without tickers are rolled up under ticker ''; they belong to no ticker group.
-        not_empty="AND ticker != ''" if group_by == "ticker" else "",
-        scope=_ROLLUP_SCOPE,
+        # One row per (document, ticker); a document without tickers belongs to no ticker group.
+        array_join="ARRAY JOIN tickers AS ticker" if by_ticker else "",
+        not_empty="AND ticker != ''" if by_ticker else "",
+        scope=_ROLLUP_SCOPE.substitute(
+            ticker_scope="ticker = {ticker:String}" if by_ticker else "has(tickers, {ticker:String})"
+        ),
     )
 
 

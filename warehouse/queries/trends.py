@@ -1,9 +1,11 @@
 """Trend, drill-down, feed and pipeline-health queries shared by the dashboard and the alert engine.
 
 Every query is a constant SQL text with server-side parameters (``{name:Type}``): nothing a user types is ever
-spliced into SQL. Counts are dedup-safe (DESIGN: at-least-once delivery, exactly-once results): aggregates read
-the per-minute rollup's uniqExact states where topic/sentiment/source/ticker suffice, and everything else reads
-``documents_latest`` or counts ``uniqExact(id)``.
+spliced into SQL. Counts are dedup-safe (DESIGN: at-least-once delivery, exactly-once results) and relabel-safe (a
+document relabeled by a newer model counts once, under its latest label): aggregates read the per-minute table
+``documents_minutely_latest FINAL`` (one row per document, latest label; migration 0020) where
+topic/sentiment/source/ticker suffice, and everything else reads ``documents_latest``. Pipeline-health figures
+describe the stream, so they skip the rows ``finpulse relabel`` wrote (``relabeled = 1``).
 
 Times are passed as Unix seconds (``toDateTime({end:UInt32}, 'UTC')``) so no datetime formatting or time zone
 can differ between client and server; ``end=None`` means now.
@@ -54,13 +56,15 @@ def _df(client: Any, sql: str, params: dict[str, Any]) -> pd.DataFrame:
 
 # --- rollup-based trends --------------------------------------------------------------------------------------
 
-# Merging the uniqExact states over ticker and source counts a multi-ticker document once per (minute, topic,
-# sentiment); summing those over minutes/topics is then exact, because a document has one minute and one topic.
-_ROLLUP_BY_TOPIC = """
-SELECT minute, topic, sentiment, uniqExactMerge(docs) AS n
-FROM documents_minutely
-WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
-  AND (empty({topics:Array(String)}) OR has({topics:Array(String)}, topic))
+# FINAL leaves one row per document (its latest label), so count() is exact and a relabeled document is counted
+# under its new label only; summing over minutes/topics stays exact, because a document has one minute and topic.
+ROLLUP = "documents_minutely_latest FINAL"
+
+_ROLLUP_BY_TOPIC = f"""
+SELECT minute, topic, sentiment, count() AS n
+FROM {ROLLUP}
+WHERE minute >= toDateTime({{start:UInt32}}, 'UTC') AND minute < toDateTime({{end:UInt32}}, 'UTC')
+  AND (empty({{topics:Array(String)}}) OR has({{topics:Array(String)}}, topic))
 GROUP BY minute, topic, sentiment
 """
 
@@ -91,17 +95,21 @@ def volume_sentiment(
     return _df(client, VOLUME_SENTIMENT_SQL, params)
 
 
-WINDOW_VS_BASELINE_SQL = """
+_SPLIT = "minute >= toDateTime({split:UInt32}, 'UTC')"
+_BEFORE = "minute < toDateTime({split:UInt32}, 'UTC')"
+_WINDOW_BASELINE_COUNTS = f"""
+    countIf({_SPLIT}) AS window_docs,
+    countIf({_SPLIT} AND sentiment = 'negative') AS window_negative,
+    countIf({_SPLIT} AND sentiment = 'positive') AS window_positive,
+    countIf({_BEFORE}) AS baseline_docs,
+    countIf({_BEFORE} AND sentiment = 'negative') AS baseline_negative,
+    countIf({_BEFORE} AND sentiment = 'positive') AS baseline_positive"""
+
+WINDOW_VS_BASELINE_SQL = f"""
 SELECT
-    topic,
-    uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC')) AS window_docs,
-    uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC') AND sentiment = 'negative') AS window_negative,
-    uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC') AND sentiment = 'positive') AS window_positive,
-    uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC')) AS baseline_docs,
-    uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC') AND sentiment = 'negative') AS baseline_negative,
-    uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC') AND sentiment = 'positive') AS baseline_positive
-FROM documents_minutely
-WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC') AND topic != ''
+    topic,{_WINDOW_BASELINE_COUNTS}
+FROM {ROLLUP}
+WHERE minute >= toDateTime({{start:UInt32}}, 'UTC') AND minute < toDateTime({{end:UInt32}}, 'UTC') AND topic != ''
 GROUP BY topic
 """
 
@@ -173,27 +181,19 @@ def topic_heatmap(
     return _df(client, TOPIC_HEATMAP_SQL, params)
 
 
-TICKER_SHIFT_SQL = """
+# One row per (document, ticker): the table's tickers are distinct per document.
+TICKER_SHIFT_SQL = f"""
 SELECT ticker, window_docs, window_negative, window_positive, baseline_docs, baseline_negative, baseline_positive
 FROM (
     SELECT
-        ticker,
-        uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC')) AS window_docs,
-        uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC') AND sentiment = 'negative')
-            AS window_negative,
-        uniqExactMergeIf(docs, minute >= toDateTime({split:UInt32}, 'UTC') AND sentiment = 'positive')
-            AS window_positive,
-        uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC')) AS baseline_docs,
-        uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC') AND sentiment = 'negative')
-            AS baseline_negative,
-        uniqExactMergeIf(docs, minute < toDateTime({split:UInt32}, 'UTC') AND sentiment = 'positive')
-            AS baseline_positive
-    FROM documents_minutely
-    WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
+        ticker,{_WINDOW_BASELINE_COUNTS}
+    FROM {ROLLUP}
+    ARRAY JOIN tickers AS ticker
+    WHERE minute >= toDateTime({{start:UInt32}}, 'UTC') AND minute < toDateTime({{end:UInt32}}, 'UTC')
       AND ticker != '' AND sentiment != ''
     GROUP BY ticker
 )
-WHERE window_docs >= {min_docs:UInt32}
+WHERE window_docs >= {{min_docs:UInt32}}
 """
 
 
@@ -312,18 +312,18 @@ def latest_documents(
     return _df(client, FEED_SQL, params)
 
 
-FILTER_OPTIONS_SQL = """
-SELECT 'topic' AS field, topic AS value, uniqExactMerge(docs) AS docs FROM documents_minutely
-WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND topic != '' GROUP BY topic
+FILTER_OPTIONS_SQL = f"""
+SELECT 'topic' AS field, topic AS value, count() AS docs FROM {ROLLUP}
+WHERE minute >= toDateTime({{start:UInt32}}, 'UTC') AND topic != '' GROUP BY topic
 UNION ALL
-SELECT 'source', source, uniqExactMerge(docs) FROM documents_minutely
-WHERE minute >= toDateTime({start:UInt32}, 'UTC') GROUP BY source
+SELECT 'source', source, count() FROM {ROLLUP}
+WHERE minute >= toDateTime({{start:UInt32}}, 'UTC') GROUP BY source
 UNION ALL
-SELECT 'ticker', ticker, uniqExactMerge(docs) FROM documents_minutely
-WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND ticker != '' GROUP BY ticker
+SELECT 'ticker', ticker, count() FROM {ROLLUP} ARRAY JOIN tickers AS ticker
+WHERE minute >= toDateTime({{start:UInt32}}, 'UTC') AND ticker != '' GROUP BY ticker
 UNION ALL
 SELECT 'lang', lang, uniqExact(id) FROM documents
-WHERE published_at >= toDateTime({start:UInt32}, 'UTC') GROUP BY lang
+WHERE published_at >= toDateTime({{start:UInt32}}, 'UTC') GROUP BY lang
 """
 
 
@@ -350,6 +350,7 @@ SELECT
     quantile(0.95)(dateDiff('millisecond', ingested_at, classified_at)) / 1000 AS latency_p95_s
 FROM documents
 WHERE classified_at >= toDateTime({start:UInt32}, 'UTC') AND classified_at < toDateTime({end:UInt32}, 'UTC')
+  AND relabeled = 0
 GROUP BY bucket
 ORDER BY bucket
 """
@@ -372,11 +373,11 @@ SELECT
     quantile(0.9)(confidence) AS p90,
     countIf(confidence < {{low:Float64}}) / count() AS low_share
 FROM (
-    SELECT id, any(classified_at) AS at, any({SENTIMENT_CONFIDENCE_SQL}) AS confidence
-    FROM documents
+    -- the latest label of each document (a relabeled one: its new model's confidence, at its relabel time)
+    SELECT id, classified_at AS at, {SENTIMENT_CONFIDENCE_SQL} AS confidence
+    FROM documents_latest
     WHERE classified_at >= toDateTime({{start:UInt32}}, 'UTC') AND classified_at < toDateTime({{end:UInt32}}, 'UTC')
       AND NOT empty(sentiment_probs)
-    GROUP BY id
 )
 GROUP BY bucket
 ORDER BY bucket
@@ -396,9 +397,10 @@ def confidence_over_time(
     return _df(client, CONFIDENCE_SQL, params)
 
 
+# documents_latest: a relabeled document counts under the model that labels it now, not under both.
 MODEL_VERSIONS_SQL = """
-SELECT model_version, uniqExact(id) AS docs, min(classified_at) AS first_seen, max(classified_at) AS last_seen
-FROM documents
+SELECT model_version, count() AS docs, min(classified_at) AS first_seen, max(classified_at) AS last_seen
+FROM documents_latest
 WHERE classified_at >= toDateTime({start:UInt32}, 'UTC')
 GROUP BY model_version
 ORDER BY last_seen DESC
@@ -417,7 +419,7 @@ SELECT
     max(classified_at) AS last_classified_at,
     max(published_at) AS last_published_at
 FROM documents
-WHERE classified_at >= toDateTime({start:UInt32}, 'UTC')
+WHERE classified_at >= toDateTime({start:UInt32}, 'UTC') AND relabeled = 0
 """
 
 

@@ -69,11 +69,11 @@ def test_migrations_dedup_persistence_and_restart(tmp_path: Path) -> None:
         assert client.command("SELECT uniqExact(id) FROM documents") == 3
         per_sentiment = dict(
             client.query(
-                "SELECT sentiment, uniqExactMerge(docs) FROM documents_minutely GROUP BY sentiment"
+                "SELECT sentiment, count() FROM documents_minutely_latest FINAL GROUP BY sentiment"
             ).result_rows
         )
         assert per_sentiment == {"negative": 2, "positive": 1}
-        assert client.command("SELECT uniqExactMerge(docs) FROM documents_minutely WHERE ticker = 'AAPL'") == 2
+        assert client.command("SELECT count() FROM documents_minutely_latest FINAL WHERE has(tickers, 'AAPL')") == 2
         assert client.command("SELECT sum(docs) FROM documents_minutely_counts WHERE ticker = 'MSFT'") == 1
         analyst = create_client(ep.settings, readonly=True)
         assert analyst.command("SELECT count() FROM documents_latest") == 3
