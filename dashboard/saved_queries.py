@@ -17,7 +17,7 @@ EXAMPLES: dict[str, str] = {
         "FROM documents_latest\nWHERE published_at >= now() - INTERVAL 1 DAY\nGROUP BY topic\nORDER BY docs DESC"
     ),
     "Most mentioned tickers, last hour": (
-        "SELECT ticker, uniqExactMerge(docs) AS docs\nFROM documents_minutely\n"
+        "SELECT ticker, sum(docs) AS docs\nFROM documents_minutely_counts\n"
         "WHERE minute >= now() - INTERVAL 1 HOUR AND ticker != ''\nGROUP BY ticker\nORDER BY docs DESC\nLIMIT 20"
     ),
     "Newest documents": (

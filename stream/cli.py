@@ -41,6 +41,32 @@ def bench_pipeline_command(
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+def relabel_command(
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            "--hours", min=0.001, help="Relabel documents published this many hours back (settings.relabel_hours)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Registry name or model directory (default: the promoted model).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Relabel recent documents with the promoted (or given) model; safe to run twice (current ones are skipped)."""
+    from finpulse.cli import get_settings
+    from stream.relabel import RelabelError, relabel_recent
+
+    settings = get_settings()
+    try:
+        report = relabel_recent(settings, hours=hours, model=model, progress=not as_json)
+    except RelabelError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.summary())
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.add_typer(stream_app, name="stream")
+    app.command("relabel")(relabel_command)
     bench_app.command("pipeline")(bench_pipeline_command)

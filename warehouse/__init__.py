@@ -8,5 +8,6 @@ Public API:
     warehouse.migrate.migrate(settings, *, client=None) -> list[str]           ids applied now
 
 Dedup-safe reads: documents are at-least-once; count them through ``documents_latest`` (FINAL) or uniqExact(id),
-and the per-minute rollup with uniqExactMerge(docs) / ``documents_minutely_counts``.
+and the per-minute table ``documents_minutely_latest`` with FINAL (one row per document, latest label) or the
+``documents_minutely_counts`` view: a document relabeled by a newer model counts once, under its new label.
 """
