@@ -170,7 +170,7 @@ def run(settings: Settings, *, stop: Any = None, idle: bool = True) -> dict[str,
                 settings,
                 name=name,
                 progress=False,
-                device="cpu" if settings.model_device == "auto" else settings.model_device,
+                device=settings.model_device,  # auto: a GPU when there is one, else the CPU at low priority
                 checkpoint_dir=job,
                 on_progress=on_progress,
                 should_stop=should_stop,
