@@ -66,7 +66,20 @@ def relabel_command(
     typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.summary())
 
 
+def bench_rollup_command(
+    rows: Annotated[int, typer.Option("--rows", "-n", min=1000, help="Documents generated over 7 days.")] = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Count queries of the dashboard and alerts: 0002's rollup vs migration 0020's table (throwaway endpoint)."""
+    from warehouse.rollup_bench import run
+
+    figures = run(rows)
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.add_typer(stream_app, name="stream")
     app.command("relabel")(relabel_command)
+    bench_app.command("rollup")(bench_rollup_command)
     bench_app.command("pipeline")(bench_pipeline_command)
