@@ -248,3 +248,26 @@ def test_trainer_without_data_waits(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "dd", shared_data_dir=tmp_path / "none")
     assert background.run(settings, idle=False) == {"state": "no_data"}
     assert background.summary(background.read_progress(settings)).startswith("no_data")
+
+
+def test_pipeline_health_page_shows_training_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import data, pipeline
+
+    empty = pd.DataFrame()
+    for name in ("throughput", "confidence_over_time", "model_versions"):
+        monkeypatch.setattr(data, name, lambda *a, **k: empty)
+    monkeypatch.setattr(data, "freshness", lambda: {"docs_last_hour": 0, "last_classified_at": None})
+    monkeypatch.setattr(data, "kafka_health", lambda: pipeline.KafkaHealth(note="not reachable"))
+    monkeypatch.setattr(data, "stream_metrics", lambda: (empty, "not reachable"))
+    monkeypatch.setattr(data, "settings", lambda: load_settings(data_dir=tmp_path))
+    background.write_progress(
+        load_settings(data_dir=tmp_path),
+        {"state": "training", "step": 50, "total": 200, "eta_s": 90, "score": 0.7, "best_score": 0.7, "best_step": 50},
+    )
+    app = AppTest.from_string("from dashboard.views import health\nhealth.render()", default_timeout=20)
+    app.run()
+    assert not app.exception, app.exception
+    texts = [str(getattr(p, "text", "") or "") for p in app.get("progress")]
+    assert any("training step 50/200 (25%)" in t for t in texts), texts
