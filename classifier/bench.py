@@ -1,4 +1,5 @@
-"""`finpulse bench classifier`: the engine against `transformers.pipeline` on the same weights, same texts, same run.
+"""`finpulse bench classifier`: the engine against `transformers.pipeline` and a plain ONNX Runtime int8 session on
+the same weights, same texts, same run, same threads.
 
 The baseline is ``pipeline("text-classification", batch_size=64)`` over a sequence-classification view of the
 same encoder + sentiment head (shared modules, fp32, the pipeline's own tokenization and batching). Both get the
@@ -8,6 +9,7 @@ same cleaned texts, so the ratio measures the engine's batching, precision and o
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from classifier.data import DataError, read_table
+from classifier.data import DataError, normalise_label, read_table
 from classifier.device import cpu_threads
 from classifier.engine import ClassifierEngine
 from classifier.model import MultiTaskClassifier, SentimentSequenceClassifier, load_tokenizer
@@ -60,6 +62,49 @@ def _measure(run: Callable[[Sequence[str]], Any], texts: list[str], chunk: int, 
     }
 
 
+def labeled_texts(path: Path) -> tuple[list[str], list[str]]:
+    """A labeled sentiment file (text,label; any alias `finpulse evaluate` knows); unknown labels are dropped."""
+    table = read_table(path)
+    if not {"text", "label"} <= set(table.columns):
+        raise DataError(f"{path}: --data needs columns text,label (has {list(table.columns)})")
+    texts, labels = [], []
+    for text, label in zip(table["text"].astype(str), table["label"], strict=True):
+        try:
+            labels.append(normalise_label(label, "sentiment"))
+        except DataError:
+            continue
+        texts.append(text)
+    if not texts:
+        raise DataError(f"{path}: no rows with a known sentiment label")
+    return texts, labels
+
+
+class PlainOrtSession:
+    """What a user would write: one ORT session, texts in input order, each batch padded to its longest row."""
+
+    def __init__(self, path: Path, tokenizer: Any, threads: int, max_length: int, batch: int) -> None:
+        from classifier.onnx_session import make_session
+
+        self.session = make_session(path, threads)
+        self.tokenizer, self.max_length, self.batch = tokenizer, max_length, batch
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentiment logits (n, 3)."""
+        out = []
+        for i in range(0, len(texts), self.batch):
+            enc = self.tokenizer(
+                list(texts[i : i + self.batch]),
+                padding="longest",
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="np",
+                return_token_type_ids=False,
+            )
+            feed = {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"]}
+            out.append(self.session.run(["sentiment_logits"], feed)[0])
+        return np.concatenate(out) if out else np.zeros((0, 3), dtype=np.float32)
+
+
 def run_bench(
     model_dir: Path,
     texts: list[str],
@@ -69,17 +114,47 @@ def run_bench(
     repeats: int = 1,
     threads: int | None = None,
     engine_options: dict[str, Any] | None = None,
+    labeled: dict[str, Path] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """docs/s and p50/p95 latency per ``chunk``-document call, for the engine and for the pipeline baseline."""
+    """docs/s and p50/p95 latency per ``chunk``-document call for the engine, the pipeline baseline and (CPU) the
+    same int8 ONNX model in a plain ORT session; sentiment accuracy of each on every ``labeled`` file."""
     from transformers import pipeline
 
-    threads = cpu_threads(threads)  # decided once, so both sides run with the same thread count
+    say = progress or (lambda _msg: None)
+    threads = cpu_threads(threads)  # decided once, so every contender runs with the same thread count
+    say(f"engine: loading {model_dir.name} ({threads} threads)")
     engine = ClassifierEngine.load(model_dir, device=device, threads=threads, **(engine_options or {}))
     cleaned = [clean_text(t, engine.strip_urls) for t in texts]
+    sets = {name: labeled_texts(path) for name, path in (labeled or {}).items()}
+    sets = {name: ([clean_text(t, engine.strip_urls) for t in xs], ys) for name, (xs, ys) in sets.items()}
+    sentiments = np.asarray(engine.sentiments)
+
+    def accuracy(predict: Callable[[list[str]], Sequence[str]]) -> dict[str, float]:
+        return {n: round(float(np.mean(np.asarray(predict(xs)) == np.asarray(ys))), 4) for n, (xs, ys) in sets.items()}
+
+    def engine_labels(batch: list[str]) -> list[str]:
+        return list(sentiments[engine.predict_proba(batch)[1].argmax(1)])
+
+    say("engine: measuring")
     engine_stats = _measure(engine.predict, cleaned, chunk, repeats)
-    engine_labels = [p.sentiment for p in engine.predict(cleaned)]
+    engine_sentiment = engine_labels(cleaned)
+    engine_accuracy = accuracy(engine_labels)
     engine.close()
 
+    ort_stats: dict[str, float] | None = None
+    ort_accuracy: dict[str, float] = {}
+    if device == "cpu":
+        from classifier.onnx_export import ensure_exported
+
+        say("ONNX Runtime int8 (plain session): measuring")
+        tokenizer = load_tokenizer(model_dir)
+        artifacts = ensure_exported(model_dir, tokenizer, fallback_root=(engine_options or {}).get("cache_root"))
+        plain = PlainOrtSession(artifacts.int8, tokenizer, threads, engine.max_length, chunk)
+        ort_stats = _measure(plain, cleaned, chunk, repeats)
+        ort_accuracy = accuracy(lambda xs: list(sentiments[plain(xs).argmax(1)]))
+
+    say("transformers.pipeline: measuring")
     if device == "cpu":
         torch.set_num_threads(threads)
     wrapper = SentimentSequenceClassifier.from_multitask(MultiTaskClassifier.load(model_dir))
@@ -93,21 +168,37 @@ def run_bench(
     with torch.inference_mode():
         pipe_stats = _measure(lambda batch: pipe(list(batch), **kwargs), cleaned, chunk, repeats)
         pipe_labels = [r["label"] for r in pipe(cleaned, **kwargs)]
-    agree = float(np.mean([a == b for a, b in zip(engine_labels, pipe_labels, strict=True)]))
-    return {
+        pipe_accuracy = accuracy(lambda xs: [r["label"] for r in pipe(list(xs), **kwargs)])
+    agree = float(np.mean([a == b for a, b in zip(engine_sentiment, pipe_labels, strict=True)]))
+    result: dict[str, Any] = {
         "device": device,
         "docs": len(texts),
-        "threads": torch.get_num_threads() if device == "cpu" else None,
-        "engine_precision": str(engine.dtype).removeprefix("torch."),
-        "engine_int8": bool(engine.options.int8),
+        "threads": threads if device == "cpu" else None,
+        "engine_backend": engine.backend,
+        "engine_precision": engine.precision,
+        "engine_int8": engine.precision == "int8",
         "engine_docs_per_s": round(engine_stats["docs_per_s"], 1),
         "engine_p50_batch_ms": round(engine_stats["p50_batch_ms"], 2),
         "engine_p95_batch_ms": round(engine_stats["p95_batch_ms"], 2),
+        "pipeline_precision": "fp32",
         "pipeline_docs_per_s": round(pipe_stats["docs_per_s"], 1),
         "pipeline_p50_batch_ms": round(pipe_stats["p50_batch_ms"], 2),
         "pipeline_p95_batch_ms": round(pipe_stats["p95_batch_ms"], 2),
+        "ort_int8_docs_per_s": round(ort_stats["docs_per_s"], 1) if ort_stats else None,
+        "ort_int8_p50_batch_ms": round(ort_stats["p50_batch_ms"], 2) if ort_stats else None,
+        "ort_int8_p95_batch_ms": round(ort_stats["p95_batch_ms"], 2) if ort_stats else None,
         "speedup": round(engine_stats["docs_per_s"] / pipe_stats["docs_per_s"], 2),
+        "speedup_vs_ort_int8": round(engine_stats["docs_per_s"] / ort_stats["docs_per_s"], 2) if ort_stats else None,
+        "accuracy": {
+            name: {"engine": engine_accuracy[name], "pipeline": pipe_accuracy[name], "ort_int8": ort_accuracy.get(name)}
+            for name in sets
+        },
         "batch_docs": chunk,
         "sentiment_agreement": round(agree, 4),
         "model_version": engine.model_version,
     }
+    try:
+        result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - no load average on this platform
+        result["load_average"] = None
+    return result

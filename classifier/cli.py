@@ -270,10 +270,15 @@ def bench_classifier_command(
     docs: Annotated[int, typer.Option(help="How many real texts to classify.")] = 2000,
     repeats: Annotated[int, typer.Option(help="Throughput runs; the best counts.")] = 1,
     int8: Annotated[bool | None, typer.Option("--int8/--no-int8", help="Dynamic int8 on CPU.")] = None,
-    precision: Annotated[str | None, typer.Option(help="Engine precision: auto, fp32, bf16, fp16.")] = None,
+    precision: Annotated[str | None, typer.Option(help="Engine precision: auto, fp32, bf16, fp16, int8.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Engine backend: auto, torch, onnx.")] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="Labeled sentiment file (text,label) for accuracy; repeat.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """docs/s and p50/p95 batch latency: the engine vs transformers.pipeline(batch_size=64), same weights."""
+    """docs/s, p50/p95 batch latency and accuracy: the engine vs transformers.pipeline(batch_size=64) vs the same
+    int8 ONNX model in a plain ONNX Runtime session; same weights, texts and threads."""
     from classifier.bench import bench_texts, run_bench
     from classifier.data import DataError
     from classifier.registry import Registry, RegistryError
@@ -288,11 +293,24 @@ def bench_classifier_command(
         options = {
             "int8": settings.model_int8 if int8 is None else int8,
             "precision": precision or settings.model_precision,
+            "backend": backend or settings.model_backend,
+            "guard_data_root": settings.shared_data_dir,
+            "cache_root": settings.artifact_cache_dir,
         }
+        for file in data or []:
+            if not file.is_file():
+                raise DataError(f"--data {file}: no such file")
         result = run_bench(
-            path, texts, device=device, repeats=repeats, threads=settings.model_threads, engine_options=options
+            path,
+            texts,
+            device=device,
+            repeats=repeats,
+            threads=settings.model_threads,
+            engine_options=options,
+            labeled={f.stem: f for f in data or []},
+            progress=lambda msg: typer.echo(msg, err=True),
         )
-    except (DataError, RegistryError, RuntimeError) as exc:
+    except (DataError, RegistryError, RuntimeError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
         typer.echo(json.dumps(result))

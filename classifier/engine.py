@@ -69,20 +69,33 @@ class Prediction:
 @dataclass(frozen=True)
 class EngineOptions:
     device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 | int8 (int8: ONNX Runtime only)
     threads: int | None = None
-    int8: bool = False  # dynamic int8 linear layers (CPU only)
+    int8: bool = False  # torch backend: dynamic int8 linear layers (CPU only)
     max_batch_tokens: int = 8192
     max_batch_size: int = 256
     compile: bool | None = None  # None: on CUDA only
+    backend: str = "auto"  # auto (ONNX Runtime on CPU, torch on CUDA) | torch | onnx
+    # Where the int8 accuracy guard reads the model's validation split (settings.shared_data_dir); None: no guard
+    # data, so "auto" precision serves fp32.
+    guard_data_root: Path | None = None
+    cache_root: Path | None = None  # ONNX exports go here when the model directory is read-only
 
 
 class ClassifierEngine:
     """Load once, call ``predict`` from any thread."""
 
-    def __init__(self, model: MultiTaskClassifier, tokenizer: Any, meta: dict[str, Any], options: EngineOptions):
+    def __init__(
+        self,
+        model: MultiTaskClassifier,
+        tokenizer: Any,
+        meta: dict[str, Any],
+        options: EngineOptions,
+        model_dir: Path | None = None,
+    ):
         self.options = options
         self.device = resolve_device(options.device)
+        self.model_dir = model_dir
         self.meta = meta
         self.model_version: str = meta["model_version"]
         self.languages: tuple[str, ...] = tuple(meta.get("languages", ["en"]))
@@ -95,9 +108,22 @@ class ClassifierEngine:
         self.tokenizer = tokenizer
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._lock = threading.Lock()  # the Rust tokenizer is not safe to call concurrently with padding set
-        self.dtype = self._choose_dtype(options)
-        self.model = self._prepare(model, options)
+        self.threads = cpu_threads(options.threads) if self.device.type == "cpu" else None
+        self.backend = self._choose_backend(options)
+        self.session: Any = None  # ONNX Runtime session (backend "onnx")
+        self.guard: dict[str, Any] | None = None
+        self._buffers: dict[str, np.ndarray] = {}
         self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="tokenize") if self.device.type == "cuda" else None
+        if self.backend == "onnx":
+            self.dtype = torch.float32
+            self.model = None
+            self._eager = None
+            self.precision = self._prepare_onnx(model, options)
+        else:
+            self.dtype = self._choose_dtype(options)
+            self.model = self._prepare(model, options)
+            self.precision = "int8" if options.int8 and self.device.type == "cpu" else str(self.dtype)[6:]
+        self._empty = self._empty_answer()
 
     # --- loading -------------------------------------------------------------------------------------------
     @classmethod
@@ -111,6 +137,9 @@ class ClassifierEngine:
                 "threads": settings.model_threads,
                 "int8": settings.model_int8,
                 "precision": settings.model_precision,
+                "backend": settings.model_backend,
+                "guard_data_root": settings.shared_data_dir,
+                "cache_root": settings.artifact_cache_dir,
             }
             options = {**defaults, **options}
             path = Registry.from_settings(settings).resolve(name_or_dir)
@@ -119,10 +148,59 @@ class ClassifierEngine:
                 raise ValueError("give a model directory, or settings to resolve a registry name")
             path = Path(name_or_dir)
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        return cls(MultiTaskClassifier.load(path), load_tokenizer(path), meta, EngineOptions(**options))
+        return cls(MultiTaskClassifier.load(path), load_tokenizer(path), meta, EngineOptions(**options), path)
+
+    def _choose_backend(self, options: EngineOptions) -> str:
+        if options.backend not in ("auto", "torch", "onnx"):
+            raise ValueError(f"backend must be auto, torch or onnx, not {options.backend!r}")
+        if options.backend == "onnx" and self.device.type != "cpu":
+            raise ValueError("the onnx backend serves the CPU only; use backend torch on CUDA")
+        if options.backend != "auto":
+            return options.backend
+        if self.device.type != "cpu" or options.int8 or self.model_dir is None:
+            return "torch"  # CUDA; the torch int8 path asked for by name; an in-memory model with no folder to cache
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:  # pragma: no cover - a declared dependency
+            log.warning("onnxruntime is not installed: serving the CPU with torch")
+            return "torch"
+        return "onnx"
+
+    def _prepare_onnx(self, model: MultiTaskClassifier, options: EngineOptions) -> str:
+        """Export (cached), pick fp32 or int8 (accuracy guard), open the session; returns the precision."""
+        from classifier.onnx_export import ensure_exported
+        from classifier.onnx_guard import choose_precision
+        from classifier.onnx_session import make_session
+
+        if self.model_dir is None:
+            raise ValueError("the onnx backend needs a model directory to cache its export in")
+        if options.precision in ("bf16", "fp16"):
+            log.warning("precision %s is not served by ONNX Runtime on CPU; serving fp32/int8", options.precision)
+        artifacts = ensure_exported(self.model_dir, self.tokenizer, model, fallback_root=options.cache_root)
+        del model  # the session holds its own weights; the torch copy is dropped with the caller's reference
+        precision, self.guard = choose_precision(self, artifacts, options.precision, options.guard_data_root)
+        path = artifacts.int8 if precision == "int8" else artifacts.fp32
+        self.session = make_session(path, self.threads or 1)
+        log.info(
+            "serving %s on ONNX Runtime %s, %d threads",
+            self.model_version,
+            precision,
+            self.threads,
+            extra={"guard": self.guard},
+        )
+        return precision
+
+    def _empty_answer(self) -> tuple[np.ndarray, np.ndarray]:
+        """The model's answer for an empty text ([CLS][SEP]), computed once: empty texts then cost nothing."""
+        encoded = self.tokenizer([""], return_tensors="np", return_token_type_ids=False)
+        ids = encoded["input_ids"].astype(np.int64)
+        mask = encoded["attention_mask"].astype(np.int64)
+        with torch.inference_mode():
+            topic, sentiment = self._forward(ids, mask)
+        return topic[0], sentiment[0]
 
     def _choose_dtype(self, options: EngineOptions) -> torch.dtype:
-        if options.precision == "fp32" or (options.int8 and self.device.type == "cpu"):
+        if options.precision in ("fp32", "int8") or (options.int8 and self.device.type == "cpu"):
             return torch.float32
         if options.precision == "fp16":
             return torch.float16
@@ -135,7 +213,7 @@ class ClassifierEngine:
     def _prepare(self, model: MultiTaskClassifier, options: EngineOptions) -> nn.Module:
         model = model.eval()
         if self.device.type == "cpu":
-            torch.set_num_threads(cpu_threads(options.threads))
+            torch.set_num_threads(self.threads or 1)
             if options.int8:
                 model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
         model = model.to(self.device, self.dtype)
@@ -191,21 +269,29 @@ class ClassifierEngine:
         topic = np.zeros((n, len(self.topics)), dtype=np.float32)
         sentiment = np.zeros((n, len(self.sentiments)), dtype=np.float32)
         truncated = np.zeros(n, dtype=bool)
-        if n == 0:
+        # Empty (and whitespace-only) texts get the answer for [CLS][SEP], computed at load.
+        filled = np.fromiter((bool(t) for t in cleaned), dtype=bool, count=n)
+        topic[~filled], sentiment[~filled] = self._empty
+        rows = np.flatnonzero(filled)
+        if len(rows) == 0:
             return topic, sentiment, truncated
         with self._lock, torch.inference_mode():
-            batches = self._batches(cleaned)
+            ids, mask, lengths = self._tokenize_all([cleaned[i] for i in rows])
+            truncated[rows] = lengths >= self.max_length
+            batches = self._batches(lengths)
             if self._prefetch is None:
                 for idx in batches:
-                    self._run(idx, self._tokenize(cleaned, idx), topic, sentiment, truncated)
+                    t, s = self._forward(*self._gather(ids, mask, lengths, idx))
+                    topic[rows[idx]], sentiment[rows[idx]] = t, s
             else:
-                # Tokenize batch i+1 on a worker thread while the GPU runs batch i.
-                future = self._prefetch.submit(self._tokenize, cleaned, batches[0])
+                # Copy batch i+1 to the GPU from a worker thread while the GPU runs batch i.
+                future = self._prefetch.submit(self._to_device, ids, mask, lengths, batches[0])
                 for k, idx in enumerate(batches):
                     encoded = future.result()
                     if k + 1 < len(batches):
-                        future = self._prefetch.submit(self._tokenize, cleaned, batches[k + 1])
-                    self._run(idx, encoded, topic, sentiment, truncated)
+                        future = self._prefetch.submit(self._to_device, ids, mask, lengths, batches[k + 1])
+                    t, s = self._forward_torch(*encoded, rows=len(idx))
+                    topic[rows[idx]], sentiment[rows[idx]] = t, s
         return topic, sentiment, truncated
 
     def _clean(self, texts: Sequence[Any]) -> list[str]:
@@ -214,77 +300,103 @@ class ClassifierEngine:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InputError(i, text)
-            # Empty and whitespace-only texts stay empty: the model sees [CLS][SEP] and answers deterministically.
             out.append(clean_text(text[: cap * 4], self.strip_urls)[:cap])
         return out
 
-    def _batches(self, texts: list[str]) -> list[np.ndarray]:
-        """Length-sorted batches under a token budget (character length predicts token length well enough)."""
-        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    def _tokenize_all(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One call into the Rust tokenizer for the whole input (it batches in parallel), as numpy: no per-token
+        Python. Rows are padded to the longest here; each batch is cut back to its own longest row below."""
+        encoded = self.tokenizer(
+            texts,
+            padding="longest",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="np",
+            return_token_type_ids=False,
+            return_overflowing_tokens=False,
+        )
+        mask = encoded["attention_mask"]
+        return encoded["input_ids"], mask, mask.sum(1)
+
+    def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """Batches of similar token length (exact counts, so padding is minimal) under a token budget."""
         order = np.argsort(lengths, kind="stable")
+        sorted_lengths = lengths[order]
         batches, start = [], 0
         while start < len(order):
-            # Longest text in the candidate batch decides its padded width: ~4 chars per token, plus specials.
             end = min(start + self.options.max_batch_size, len(order))
-            while end - start > 1:
-                width = min(self.max_length, int(lengths[order[end - 1]]) // 3 + 2)
-                if (end - start) * width <= self.options.max_batch_tokens:
-                    break
+            while end - start > 1 and (end - start) * int(sorted_lengths[end - 1]) > self.options.max_batch_tokens:
                 end = start + max(1, (end - start) // 2)
             batches.append(order[start:end])
             start = end
         return batches
 
-    def _tokenize(self, texts: list[str], idx: np.ndarray) -> dict[str, torch.Tensor]:
-        batch = [texts[i] for i in idx]
-        encoded = self.tokenizer(
-            batch,
-            padding="longest",
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-            return_token_type_ids=False,
-            return_overflowing_tokens=False,
-        )
-        # Real tokens per row (before any bucket padding): a row that fills max_length was truncated.
-        encoded["length"] = encoded["attention_mask"].sum(1)
-        if self.device.type == "cuda":
-            encoded = self._pad_to_bucket(encoded)
-            return {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in encoded.items()}
-        return dict(encoded)
+    def _buffer(self, name: str, rows: int, width: int) -> np.ndarray:
+        """A (rows, width) int64 view of one reused flat buffer: contiguous, as ONNX Runtime wants, no allocation."""
+        need = self.options.max_batch_size * self.max_length
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < max(need, rows * width):
+            buf = self._buffers[name] = np.empty(max(need, rows * width), dtype=np.int64)
+        return buf[: rows * width].reshape(rows, width)
 
-    def _pad_to_bucket(self, encoded: Any) -> dict[str, torch.Tensor]:
+    def _gather(
+        self, ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        width = int(lengths[idx].max())
+        out_ids = self._buffer("ids", len(idx), width)
+        out_mask = self._buffer("mask", len(idx), width)
+        np.take(ids[:, :width], idx, axis=0, out=out_ids)
+        np.take(mask[:, :width], idx, axis=0, out=out_mask)
+        return out_ids, out_mask
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Softmaxed (topic, sentiment) for one CPU batch."""
+        if self.session is not None:
+            t_logits, s_logits = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+            return _softmax(t_logits), _softmax(s_logits)
+        return self._forward_torch(torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device))
+
+    def _to_device(
+        self, ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, idx: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        width = int(lengths[idx].max())
+        encoded = self._pad_to_bucket(torch.from_numpy(ids[idx, :width]), torch.from_numpy(mask[idx, :width]))
+        return tuple(v.pin_memory().to(self.device, non_blocking=True) for v in encoded)  # type: ignore[return-value]
+
+    def _pad_to_bucket(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad width up to a length bucket and rows up to a power of two: few shapes, each graph reused."""
-        ids, mask = encoded["input_ids"], encoded["attention_mask"]
+        n = ids.shape[0]
         width = next((b for b in LENGTH_BUCKETS if b >= ids.shape[1]), ids.shape[1])
-        rows = min(max(8, 1 << (ids.shape[0] - 1).bit_length()), max(ids.shape[0], self.options.max_batch_size))
-        ids = torch.nn.functional.pad(ids, (0, width - ids.shape[1], 0, rows - ids.shape[0]), value=self._pad_id)
-        mask = torch.nn.functional.pad(mask, (0, width - mask.shape[1], 0, rows - mask.shape[0]), value=0)
+        rows = min(max(8, 1 << (n - 1).bit_length()), max(n, self.options.max_batch_size))
+        ids = torch.nn.functional.pad(ids, (0, width - ids.shape[1], 0, rows - n), value=self._pad_id)
+        mask = torch.nn.functional.pad(mask, (0, width - mask.shape[1], 0, rows - n), value=0)
         # A padding row attends to its [CLS] slot only, so no row is fully masked (that would give NaNs).
-        mask[encoded["input_ids"].shape[0] :, 0] = 1
-        return {"input_ids": ids, "attention_mask": mask, "length": encoded["length"]}
+        mask[n:, 0] = 1
+        return ids, mask
 
-    def _run(
-        self,
-        idx: np.ndarray,
-        encoded: dict[str, torch.Tensor],
-        topic: np.ndarray,
-        sentiment: np.ndarray,
-        truncated: np.ndarray,
-    ) -> None:
+    def _forward_torch(
+        self, ids: torch.Tensor, mask: torch.Tensor, rows: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assert self.model is not None
         try:
-            t_logits, s_logits = self.model(encoded["input_ids"], encoded["attention_mask"])
+            t_logits, s_logits = self.model(ids, mask)
         except Exception:  # compilation happens on first call; a missing toolchain must not take the stream down
             if self.model is self._eager:
                 raise
             log.warning("torch.compile failed; serving the eager model", exc_info=True)
             self.model = self._eager
-            t_logits, s_logits = self.model(encoded["input_ids"], encoded["attention_mask"])
-        n = len(idx)  # rows beyond n are bucket padding
-        topic[idx] = torch.softmax(t_logits[:n].float(), -1).cpu().numpy()
-        sentiment[idx] = torch.softmax(s_logits[:n].float(), -1).cpu().numpy()
-        truncated[idx] = (encoded["length"].cpu().numpy() >= self.max_length) if "length" in encoded else False
+            t_logits, s_logits = self.model(ids, mask)
+        n = ids.shape[0] if rows is None else rows  # rows beyond n are bucket padding
+        return (
+            torch.softmax(t_logits[:n].float(), -1).cpu().numpy(),
+            torch.softmax(s_logits[:n].float(), -1).cpu().numpy(),
+        )
 
     def close(self) -> None:
         if self._prefetch is not None:
             self._prefetch.shutdown(wait=False)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)

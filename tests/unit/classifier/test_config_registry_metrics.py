@@ -81,15 +81,3 @@ def test_metrics() -> None:
     sure = np.array([[1.0, 0.0]] * 4)
     assert expected_calibration_error(sure, np.zeros(4, dtype=int)) == pytest.approx(0.0)
     assert expected_calibration_error(sure, np.ones(4, dtype=int)) == pytest.approx(1.0)
-
-
-@pytest.mark.parametrize(("load", "expected"), [(0.2, 2), (0.6, 2), (1.0, 1), (8.0, 1)])
-def test_cpu_threads_back_off_on_a_busy_machine(monkeypatch: pytest.MonkeyPatch, load: float, expected: int) -> None:
-    import os
-
-    from classifier import device
-
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
-    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
-    assert device.cpu_threads(None) == expected
-    assert device.cpu_threads(3) == 3
