@@ -147,3 +147,22 @@ def test_document_text_is_what_the_stream_classifies() -> None:
     for title, body in [("Title", "Body"), ("", "Body"), ("Title", ""), ("", "")]:
         assert document_text(title, body) == RawDocument.model_construct(title=title, body=body).text
     assert document_text(None, None) == ""
+
+
+def test_relabel_command_says_what_is_missing_and_never_promotes_or_uses_a_broken_model(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from classifier.registry import META_FILE
+    from finpulse.cli import app
+
+    env = {"FINPULSE_DATA_DIR": str(tmp_path)}
+    runner = CliRunner()
+    result = runner.invoke(app, ["relabel", "--hours", "2"], env=env)
+    assert result.exit_code == 2 and "no promoted model" in result.output
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / META_FILE).write_text('{"kind": "crystal-ball"}', encoding="utf-8")
+    result = runner.invoke(app, ["relabel", "--model", str(broken)], env=env)
+    assert result.exit_code == 2 and "failed to load" in result.output and "crystal-ball" in result.output
+    result = runner.invoke(app, ["relabel", "--hours", "0"], env=env)
+    assert result.exit_code == 2 and "0.001" in result.output  # the range is named
