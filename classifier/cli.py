@@ -289,6 +289,9 @@ def bench_classifier_command(
         raise _fail("--device must be cpu or cuda")
     try:
         path = Registry.from_settings(settings).resolve(model)
+        for file in data or []:
+            if not file.is_file():
+                raise DataError(f"--data {file}: no such file")
         texts = bench_texts(settings.shared_data_dir, docs)
         options = {
             "int8": settings.model_int8 if int8 is None else int8,
@@ -297,9 +300,6 @@ def bench_classifier_command(
             "guard_data_root": settings.shared_data_dir,
             "cache_root": settings.artifact_cache_dir,
         }
-        for file in data or []:
-            if not file.is_file():
-                raise DataError(f"--data {file}: no such file")
         result = run_bench(
             path,
             texts,
