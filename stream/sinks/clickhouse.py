@@ -34,6 +34,13 @@ _DATA_ERRORS = frozenset(
 )
 
 
+def _batch_shape_error(exc: Exception) -> bool:
+    """TOO_MANY_PARTS for a batch spanning more monthly partitions than one insert may write (a replay of old
+    documents): the content's fault, cured by splitting the batch, where the same code about merges falling behind
+    is an overload to wait out."""
+    return getattr(exc, "name", None) == "TOO_MANY_PARTS" and "partitions for single insert" in str(exc).lower()
+
+
 class ClickHouseSink:
     """Thread-confined: the runner calls ``write`` from one sink thread, never from the event loop."""
 
@@ -68,7 +75,7 @@ class ClickHouseSink:
             except (DataError, ProgrammingError, TypeError, ValueError) as exc:
                 raise RowsRejectedError(f"ClickHouse insert refused: {str(exc)[:500]}") from exc
             except DatabaseError as exc:
-                if getattr(exc, "name", None) in _DATA_ERRORS:
+                if getattr(exc, "name", None) in _DATA_ERRORS or _batch_shape_error(exc):
                     raise RowsRejectedError(f"ClickHouse insert refused: {str(exc)[:500]}") from exc
                 self._reset()
                 raise SinkUnavailableError(self.name, str(exc).splitlines()[0][:300]) from exc

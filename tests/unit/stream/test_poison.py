@@ -132,3 +132,29 @@ async def test_an_unexpected_fault_exits_the_worker_without_acking() -> None:
         await runner.process(batch)
     await _take_events_ack(batch)
     assert exits == [1] and consumer.acked == []
+
+
+def test_clickhouse_partition_limit_is_a_content_error_but_merge_backlog_is_an_outage() -> None:
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    from stream.sinks import RowsRejectedError, SinkUnavailableError
+    from stream.sinks.clickhouse import ClickHouseSink
+    from tests.unit.stream.test_runner import load_settings
+
+    class Client:
+        def __init__(self, message: str) -> None:
+            self.message = message
+
+        def insert(self, *args, **kwargs):
+            raise DatabaseError(self.message, code=252, name="TOO_MANY_PARTS")
+
+        def close(self) -> None:
+            pass
+
+    sink = ClickHouseSink(load_settings())
+    sink._client = Client("Too many partitions for single INSERT block (more than 100). (TOO_MANY_PARTS)")
+    with pytest.raises(RowsRejectedError):  # the runner splits the batch until each half is accepted
+        sink.write([[1]])
+    sink._client = Client("Too many parts (3000). Merges are processing significantly slower than inserts")
+    with pytest.raises(SinkUnavailableError):  # wait it out with backpressure
+        sink.write([[1]])
