@@ -81,6 +81,8 @@ def summary(progress: dict[str, Any] | None) -> str:
     if not progress:
         return "no training started"
     state = progress.get("state", "?")
+    if state == "training" and not progress.get("total"):
+        return "training: loading the data and the base model"
     if state == "training":
         step, total = progress.get("step", 0), progress.get("total") or 0
         pct = f" ({100 * step / total:.0f}%)" if total else ""
