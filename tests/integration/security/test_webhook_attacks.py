@@ -28,7 +28,7 @@ def test_a_target_with_port_99999_does_not_stop_deliveries_to_the_others(warehou
         [["broken", "http://x:99999/", "generic", "", 1, "ui", 0, datetime.now(UTC), next_version()]],
         column_names=["name", "url", "format", "secret", "enabled", "origin", "deleted", "updated_at", "version"],
     )
-    with pytest.raises(ValueError, match="(?i)port"):
+    with pytest.raises(ValueError, match=r"(?i)port"):
         WebhookTarget(name="broken2", url="http://x:99999/")
     receiver = start_receiver(SECRET)
     try:
