@@ -183,10 +183,13 @@ def _load(payload: bytes | str | dict[str, Any], model: type[RawDocument]) -> An
             payload = json.loads(payload)
         except json.JSONDecodeError as exc:
             raise ContractError("", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        except RecursionError as exc:  # json.loads recurses per nesting level
+            raise ContractError("", "JSON nested too deeply") from exc
     if not isinstance(payload, dict):
         raise ContractError("", f"expected a JSON object, got {type(payload).__name__}")
     version = payload.get("schema_version", SCHEMA_VERSION)
-    if version not in SUPPORTED_VERSIONS:
+    # A list or dict here is unhashable: test the type before the set lookup, so it is a ContractError, not TypeError.
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
         raise ContractError(
             "schema_version",
             f"unsupported schema_version {version!r}; this FinPulse reads {sorted(SUPPORTED_VERSIONS)}",

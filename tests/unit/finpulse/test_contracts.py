@@ -150,3 +150,18 @@ def test_author_hash_hides_the_name() -> None:
     hashed = hash_author("Jane Doe")
     assert hashed and "Jane" not in hashed and hashed == hash_author("Jane Doe ")
     assert hash_author("") is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (b'{"schema_version": []}', "schema_version"),
+        (b'{"schema_version": {"a": 1}}', "schema_version"),
+        (b'{"schema_version": true}', "schema_version"),
+        (b"[" * 200_000 + b"]" * 200_000, ""),
+    ],
+)
+def test_wrong_shapes_are_contract_errors_not_crashes(payload: bytes, field: str) -> None:
+    with pytest.raises(ContractError) as info:
+        parse_raw(payload)
+    assert info.value.field == field
