@@ -100,6 +100,9 @@ class IngestConfig:
     replay: tuple[ReplaySource, ...] = ()
     generator: tuple[GeneratorSource, ...] = ()
     push_enabled: bool = True
+    push_max_records: int = 1000
+    push_rate_per_s: float = 20.0
+    push_burst: int = 40
 
     @property
     def source_names(self) -> list[str]:
@@ -222,6 +225,9 @@ def build_config(settings: Settings, sources_file: Path | None = None, **overrid
         max_body_chars=settings.ingest_max_body_chars,
         max_fetch_bytes=settings.ingest_max_fetch_bytes,
         batch_size=settings.ingest_batch_size,
+        push_max_records=settings.ingest_push_max_records,
+        push_rate_per_s=settings.ingest_push_rate_per_s,
+        push_burst=settings.ingest_push_burst,
         companies=_load_companies(settings.ingest_companies_file),
         **sources,
     )

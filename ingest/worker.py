@@ -140,7 +140,15 @@ class Worker:
             Route("/status", status),
         ]
         if self.config.push_enabled:
-            push = PushEndpoint(self.pipeline, self.metrics, self.config.api_keys, self.config.max_fetch_bytes)
+            push = PushEndpoint(
+                self.pipeline,
+                self.metrics,
+                self.config.api_keys,
+                self.config.max_fetch_bytes,
+                max_records=self.config.push_max_records,
+                rate_per_s=self.config.push_rate_per_s,
+                burst=self.config.push_burst,
+            )
             routes.append(Route("/v1/push", push.handle, methods=["POST"]))
         return Starlette(routes=routes)
 

@@ -139,17 +139,10 @@ class PushEndpoint:
         api_keys: frozenset[str],
         max_bytes: int,
         *,
-        max_records: int | None = None,
-        rate_per_s: float | None = None,
-        burst: int | None = None,
+        max_records: int = 1000,
+        rate_per_s: float = 20.0,
+        burst: int = 40,
     ) -> None:
-        from finpulse.settings import load_settings
-
-        if max_records is None or rate_per_s is None or burst is None:
-            settings = load_settings()
-            max_records = settings.ingest_push_max_records if max_records is None else max_records
-            rate_per_s = settings.ingest_push_rate_per_s if rate_per_s is None else rate_per_s
-            burst = settings.ingest_push_burst if burst is None else burst
         self.pipeline = pipeline
         self.metrics = metrics
         self.api_keys = api_keys

@@ -25,10 +25,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture()
 def push(ingest_config, stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Worker]]:  # noqa: F811
     monkeypatch.setenv("FINPULSE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FINPULSE_INGEST_PUSH_MAX_RECORDS", "50")
-    monkeypatch.setenv("FINPULSE_INGEST_PUSH_RATE_PER_S", "0.5")
-    monkeypatch.setenv("FINPULSE_INGEST_PUSH_BURST", "5")  # more than any other test sends with one key
-    cfg = ingest_config(api_keys=frozenset({"k1", "k2"}))
+    # a burst of 5 is more than any other test sends with one key
+    cfg = ingest_config(api_keys=frozenset({"k1", "k2"}), push_max_records=50, push_rate_per_s=0.5, push_burst=5)
     worker = Worker(cfg)
     worker.start([])
     server = uvicorn.Server(uvicorn.Config(worker.app(), host="127.0.0.1", port=cfg.port, log_level="warning"))
@@ -93,9 +91,17 @@ def test_absurd_input_gets_a_4xx_or_a_per_item_reason_never_500(push, payload, s
         assert body["error"] == reason
 
 
+class _AlwaysFull(queue.Queue):
+    """A queue that stays full: the pipeline thread polling it finds nothing to take."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        time.sleep(timeout or 0)
+        raise queue.Empty
+
+
 def test_pipeline_full_is_503_with_retry_after_and_never_blocks(push) -> None:
     url, worker = push
-    full: queue.Queue = queue.Queue(maxsize=1)
+    full = _AlwaysFull(maxsize=1)
     full.put(object())
     real, worker.pipeline._queue = worker.pipeline._queue, full
     try:
