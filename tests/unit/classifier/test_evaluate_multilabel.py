@@ -115,14 +115,13 @@ def test_bad_files_get_reasons(tmp_path: Path) -> None:
 
 
 def test_cli_reports_multilabel_and_unknown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, finnl_eval: Path) -> None:
-    from classifier import engine as engine_mod
-    from classifier import registry
+    from classifier import registry, serving
     from finpulse.cli import app
 
     monkeypatch.setenv("FINPULSE_DATA_DIR", str(tmp_path / "dd"))
     monkeypatch.setenv("COLUMNS", "250")  # rich wraps at the terminal width
     monkeypatch.setattr(registry.Registry, "resolve", lambda self, name: tmp_path / "m")
-    monkeypatch.setattr(engine_mod.ClassifierEngine, "load", classmethod(lambda cls, *a, **k: KeywordEngine()))
+    monkeypatch.setattr(serving, "load_engine", lambda *a, **k: KeywordEngine())
     runner = CliRunner()
     result = runner.invoke(app, ["evaluate", "-m", "x", "--data", str(finnl_eval), "--task", "topic", "--json"])
     assert result.exit_code == 0, result.output
