@@ -91,7 +91,7 @@ class Rule(BaseModel):
     pending_s: int = Field(0, ge=0, description="The condition must hold this long before the alert fires.")
     cooldown_s: int = Field(1_800, ge=0, description="After resolving, the same fingerprint stays quiet this long.")
     targets: list[str] = Field(default_factory=list, description="Webhook target names; empty = every target.")
-    origin: Literal["file", "ui"] = Field("ui", description="Where the rule was defined.")
+    origin: Literal["file", "ui", "default"] = Field("ui", description="Where the rule was defined.")
 
     @field_validator("watch_tickers")
     @classmethod

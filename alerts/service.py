@@ -83,6 +83,10 @@ class AlertService:
         wait_until_ready(self.settings, timeout=self.settings.health_timeout_s)
         engine_client = create_client(self.settings)
         sync_rules_file(self.settings, engine_client)
+        if self.settings.alerts_default_rules:
+            from alerts.defaults import seed_default_rules
+
+            seed_default_rules(self.settings, engine_client)
         self.engine = Engine(self.settings, engine_client, metrics=self.metrics)
         dispatcher = Dispatcher(self.settings, create_client(self.settings), metrics=self.metrics)
         self.threads = [

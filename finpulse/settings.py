@@ -281,6 +281,9 @@ class Settings(BaseSettings):
     alerts_rules_file: Path | None = Field(
         None, description="TOML file of [[rule]] and [[target]] tables, synced into ClickHouse at engine start."
     )
+    alerts_default_rules: bool = Field(
+        True, description="Seed the default alert rules once at engine start (an analyst's edits always stay)."
+    )
     alerts_interval_s: float = Field(30.0, gt=0, description="How often the alert engine evaluates every rule.")
     alerts_webhook_secret: str = Field(
         "",

@@ -96,6 +96,9 @@ DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 USERS = ["trader_joe", "value_hunter", "alpha_seeker", "韭菜小王", "股海老李", "moon_boy", "dividend_dan"]
 
 
+OUTLETS = {"en": ["Reuters", "Bloomberg", "MarketWatch", "Yahoo Finance"], "zh": ["新浪财经", "财联社", "证券时报"]}
+
+
 @dataclass(frozen=True)
 class Event:
     mood: str
@@ -103,6 +106,15 @@ class Event:
     start_s: float
     duration_s: float
     share: float  # fraction of all documents during the event that are about it
+    every_s: float | None = None  # recurring: the event repeats this often after start_s
+    stories: int = 0  # > 0: the event's documents are syndicated copies of this many distinct stories
+
+    def occurrence(self, elapsed_s: float) -> int | None:
+        """Which repetition of the event is live at ``elapsed_s`` (0 = the first), or None outside it."""
+        if elapsed_s < self.start_s:
+            return None
+        n = int((elapsed_s - self.start_s) // self.every_s) if self.every_s else 0
+        return n if elapsed_s - (self.start_s + n * (self.every_s or 0)) < self.duration_s else None
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,16 @@ class Scenario:
 
 
 SCENARIOS = {
-    "default": Scenario({"negative": 0.25, "neutral": 0.45, "positive": 0.30}),
+    # Recurring negative news bursts, first at 2.5 min (a baseline has formed), then every 10 min, rotating over
+    # tickers: a few distinct stories each, syndicated by several outlets, so the default rules fire soon after
+    # `finpulse up` and story counting has copies to collapse.
+    "default": Scenario(
+        {"negative": 0.25, "neutral": 0.45, "positive": 0.30},
+        (
+            Event("negative", "TSLA", 150.0, 90.0, 0.5, every_s=1_200.0, stories=4),
+            Event("negative", "600519.SH", 750.0, 90.0, 0.5, every_s=1_200.0, stories=4),
+        ),
+    ),
     "calm": Scenario({"negative": 0.10, "neutral": 0.75, "positive": 0.15}),
     "bull": Scenario({"negative": 0.10, "neutral": 0.30, "positive": 0.60}),
     "bear": Scenario({"negative": 0.60, "neutral": 0.30, "positive": 0.10}),
@@ -142,8 +163,10 @@ def scenario(name: str) -> Scenario:
 
 def generate(sc: Scenario, rng: random.Random, elapsed_s: float) -> tuple[Item, str, str | None]:
     """One document: (item, intended mood, event name or None)."""
-    event = next((e for e in sc.events if e.start_s <= elapsed_s < e.start_s + e.duration_s), None)
+    event = next((e for e in sc.events if e.occurrence(elapsed_s) is not None), None)
     if event and rng.random() < event.share:
+        if event.stories:
+            return _story_copy(event, event.occurrence(elapsed_s) or 0, rng)
         mood, company, tag = (
             event.mood,
             next(c for c in US + CN if c[1] == event.ticker),
@@ -177,6 +200,34 @@ def generate(sc: Scenario, rng: random.Random, elapsed_s: float) -> tuple[Item, 
         meta={"gen_mood": mood, **({"gen_event": tag} if tag else {})},
     )
     return item, mood, tag
+
+
+def _story_copy(event: Event, occurrence: int, rng: random.Random) -> tuple[Item, str, str]:
+    """One outlet's copy of one of the event's stories: the story's text is fixed by (event, occurrence, story),
+    the outlet varies, so copies are near-duplicates and the stories are distinct."""
+    company = next(c for c in US + CN if c[1] == event.ticker)
+    zh = company in CN
+    story = rng.randrange(event.stories)
+    srng = random.Random(f"story:{event.ticker}:{occurrence}:{story}")
+    templates = (ZH_NEWS if zh else EN_NEWS)[event.mood]
+    text = templates[story % len(templates)].format(
+        name=company[0],
+        t=company[1],
+        pct=f"{srng.uniform(3, 15):.1f}",
+        bn=srng.randint(1, 50),
+        k=srng.choice([300, 500, 1200, 4000]),
+        day=srng.choice(DAYS),
+    )
+    outlet = rng.choice(OUTLETS["zh" if zh else "en"])
+    tag = f"{event.mood}:{event.ticker}"
+    item = Item(
+        title=f"{text} ({outlet})" if not zh else f"{text}（{outlet}）",
+        body="",
+        tickers=[company[1]],
+        kind="news",
+        meta={"gen_mood": event.mood, "gen_event": tag, "gen_story": f"{event.ticker}:{occurrence}:{story}"},
+    )
+    return item, event.mood, tag
 
 
 class GeneratorSourceRunner:
