@@ -57,7 +57,7 @@ def sync_rules_file(settings: Settings, client: Any, path: Path | None = None) -
     stored_targets = {t.name: t for t in store.list_targets(settings, client=client)}
     for target in targets:
         if stored_targets.get(target.name) != target:
-            store._write_target(client, target, deleted=False)
+            store._write_target(client, target, deleted=False, data_dir=settings.data_dir)
             saved += 1
     for name, target in stored_targets.items():
         if target.origin == "file" and name not in {t.name for t in targets}:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from alerts import store
+from alerts.defaults import DEFAULT_RULES
 from alerts.service import healthy, service_spec
 from tests.integration.alerts.conftest import settings_for
 from tests.stack import Stack, free_ports
@@ -51,7 +52,8 @@ def test_engine_service_serves_health_and_metrics(stack: Stack, tmp_path: Path) 
         assert healthy(settings)
         metrics = httpx.get(f"{spec.endpoint}/metrics", timeout=5).text
         assert "finpulse_alert_evaluations_total" in metrics and "finpulse_alerts_firing" in metrics
-        assert [r.id for r in store.list_rules(settings)] == ["banks-drop"]
+        # the file's rule, and the default rules seeded at the first start (alerts/defaults.py)
+        assert [r.id for r in store.list_rules(settings)] == ["banks-drop", *sorted(r.id for r in DEFAULT_RULES)]
         assert [t.name for t in store.list_targets(settings)] == ["ops"]
     finally:
         proc.terminate()
