@@ -215,7 +215,9 @@ class Settings(BaseSettings):
     )
     trainer_nice: int = Field(19, ge=0, le=19, description="Scheduling niceness of the background trainer.")
     relabel_hours: float = Field(
-        24, gt=0, description="`finpulse relabel` and automatic promotion relabel documents published this many hours back."
+        24,
+        gt=0,
+        description="`finpulse relabel` and automatic promotion relabel documents published this many hours back.",
     )
     relabel_batch_size: int = Field(
         2000, ge=1, le=100_000, description="Documents `finpulse relabel` reads, classifies and inserts per batch."
