@@ -66,6 +66,33 @@ class Prediction:
         }
 
 
+def predictions(
+    topics: Sequence[str],
+    sentiments: Sequence[str],
+    topic: np.ndarray,
+    sentiment: np.ndarray,
+    truncated: np.ndarray,
+) -> list[Prediction]:
+    """Predictions from predict_proba's arrays; every engine (transformer, quick linear) answers through this."""
+    pos, neg = sentiments.index("positive"), sentiments.index("negative")
+    out = []
+    for i in range(len(topic)):
+        t, s = topic[i], sentiment[i]
+        ti, si = int(t.argmax()), int(s.argmax())
+        out.append(
+            Prediction(
+                topic=topics[ti],
+                topic_score=float(t[ti]),
+                sentiment=sentiments[si],
+                sentiment_score=float(np.clip(s[pos] - s[neg], -1.0, 1.0)),
+                topic_probs={name: float(p) for name, p in zip(topics, t, strict=True)},
+                sentiment_probs={name: float(p) for name, p in zip(sentiments, s, strict=True)},
+                truncated=bool(truncated[i]),
+            )
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     device: str = "auto"
@@ -242,23 +269,7 @@ class ClassifierEngine:
         """Topic and sentiment for one text (-> Prediction) or a list (-> list, same order)."""
         if isinstance(texts, str):
             return self.predict([texts])[0]
-        topic, sentiment, truncated = self.predict_proba(texts)
-        out = []
-        for i in range(len(topic)):
-            t, s = topic[i], sentiment[i]
-            ti, si = int(t.argmax()), int(s.argmax())
-            out.append(
-                Prediction(
-                    topic=self.topics[ti],
-                    topic_score=float(t[ti]),
-                    sentiment=self.sentiments[si],
-                    sentiment_score=float(np.clip(s[self._pos] - s[self._neg], -1.0, 1.0)),
-                    topic_probs={name: float(p) for name, p in zip(self.topics, t, strict=True)},
-                    sentiment_probs={name: float(p) for name, p in zip(self.sentiments, s, strict=True)},
-                    truncated=bool(truncated[i]),
-                )
-            )
-        return out
+        return predictions(self.topics, self.sentiments, *self.predict_proba(texts))
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Topic probabilities (n, 20), sentiment probabilities (n, 3) and a truncated flag (n,)."""

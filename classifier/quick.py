@@ -436,27 +436,11 @@ class QuickEngine:
     @overload
     def predict(self, texts: Sequence[str]) -> list[Any]: ...
     def predict(self, texts: str | Sequence[str]) -> Any:
-        from classifier.engine import Prediction
+        from classifier.engine import predictions
 
         if isinstance(texts, str):
             return self.predict([texts])[0]
-        topic, sentiment, truncated = self.predict_proba(texts)
-        out = []
-        for i in range(len(topic)):
-            t, s = topic[i], sentiment[i]
-            ti, si = int(t.argmax()), int(s.argmax())
-            out.append(
-                Prediction(
-                    topic=self.topics[ti],
-                    topic_score=float(t[ti]),
-                    sentiment=self.sentiments[si],
-                    sentiment_score=float(np.clip(s[self._pos] - s[self._neg], -1.0, 1.0)),
-                    topic_probs={name: float(p) for name, p in zip(self.topics, t, strict=True)},
-                    sentiment_probs={name: float(p) for name, p in zip(self.sentiments, s, strict=True)},
-                    truncated=bool(truncated[i]),
-                )
-            )
-        return out
+        return predictions(self.topics, self.sentiments, *self.predict_proba(texts))
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Topic probabilities (n, 20), sentiment probabilities (n, 3) and a truncated flag (n,)."""
