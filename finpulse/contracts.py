@@ -2,6 +2,9 @@
 
 Versioned with ``schema_version``; a reader rejects versions it does not know with a message that says so, so a
 producer upgraded ahead of its consumers fails loudly instead of being misread. JSON in and out.
+
+Versions: 1 = the original fields; 2 adds the optional ``story_id`` and ``novelty`` (issue 12). A reader of 2 reads 1
+(a version-1 document is its own story: the stream stores story_id = id, novelty = 1); a version-1 reader refuses 2.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SCHEMA_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+SCHEMA_VERSION = 2
+SUPPORTED_VERSIONS = frozenset({1, 2})
+STORY_VERSION = 2  # the first version with story_id / novelty
 
 Kind = Literal["news", "comment"]
 Sentiment = Literal["negative", "neutral", "positive"]
@@ -95,6 +99,14 @@ class RawDocument(BaseModel):
     tickers: list[str] = Field(default_factory=list, max_length=64)
     entities: list[str] = Field(default_factory=list, max_length=256)
     meta: dict[str, Any] = Field(default_factory=dict)
+    story_id: str | None = Field(
+        None,
+        min_length=8,
+        max_length=64,
+        pattern=r"^[0-9a-zA-Z_\-:.]+$",
+        description="id of the first document of this story (ingest/stories.py); None = its own story",
+    )
+    novelty: float | None = Field(None, ge=0.0, le=1.0, description="1 = first report of its story, copies decay")
 
     @field_validator("schema_version")
     @classmethod
@@ -127,6 +139,8 @@ class RawDocument(BaseModel):
     def _has_text(self) -> RawDocument:
         if not (self.title.strip() or self.body.strip()):
             raise ValueError("title and body are both empty")
+        if self.schema_version < STORY_VERSION and (self.story_id is not None or self.novelty is not None):
+            raise ValueError(f"story_id and novelty need schema_version >= {STORY_VERSION}")
         return self
 
     @property

@@ -205,4 +205,6 @@ def row(doc: ClassifiedDocument) -> list[Any]:
         doc.model_version,
         doc.classified_at,
         doc.schema_version,
+        doc.story_id or doc.id,  # a document without a story (older producers) is its own story
+        1.0 if doc.novelty is None else doc.novelty,
     ]

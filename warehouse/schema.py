@@ -1,6 +1,7 @@
 """The ClickHouse tables' shapes that code writes to (the SQL itself lives in warehouse/migrations/)."""
 
-# Column order of warehouse/migrations/0001_documents.sql (schema_version has a default but is written anyway).
+# Column order of warehouse/migrations/0001_documents.sql, then the columns later migrations added (schema_version has
+# a default but is written anyway; story_id and novelty come from 0030_stories.sql).
 DOCUMENT_COLUMNS: tuple[str, ...] = (
     "id",
     "source",
@@ -24,4 +25,6 @@ DOCUMENT_COLUMNS: tuple[str, ...] = (
     "model_version",
     "classified_at",
     "schema_version",
+    "story_id",
+    "novelty",
 )

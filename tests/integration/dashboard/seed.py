@@ -80,6 +80,8 @@ def _row(
         MODEL,
         classified,
         1,
+        document_id(source, f"seed-{n}"),  # story_id: each seeded document is its own story
+        1.0,  # novelty
     ]
 
 

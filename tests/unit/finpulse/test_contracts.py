@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from finpulse.contracts import (
+    SCHEMA_VERSION,
     ClassifiedDocument,
     ContractError,
     RawDocument,
@@ -109,8 +110,8 @@ def test_missing_field_is_named() -> None:
 
 
 def test_future_version_rejected_clearly() -> None:
-    with pytest.raises(ContractError, match=r"unsupported schema_version 2") as err:
-        parse_raw(raw_payload(schema_version=2, something_new=True))
+    with pytest.raises(ContractError, match=rf"unsupported schema_version {SCHEMA_VERSION + 1}") as err:
+        parse_raw(raw_payload(schema_version=SCHEMA_VERSION + 1, something_new=True))
     assert err.value.field == "schema_version"
 
 
@@ -165,3 +166,22 @@ def test_wrong_shapes_are_contract_errors_not_crashes(payload: bytes, field: str
     with pytest.raises(ContractError) as info:
         parse_raw(payload)
     assert info.value.field == field
+
+
+def test_story_fields_optional_and_validated() -> None:
+    old = parse_raw(raw_payload())  # a version-1 message: no story fields, still read
+    assert (old.schema_version, old.story_id, old.novelty) == (1, None, None)
+    doc = parse_raw(raw_payload(schema_version=SCHEMA_VERSION, story_id="b" * 32, novelty=0.75))
+    assert (doc.story_id, doc.novelty) == ("b" * 32, 0.75)
+    assert parse_raw(doc.to_json()) == doc  # survives the Kafka round trip unchanged
+    for bad, field in (
+        (dict(story_id="short"), "story_id"),
+        (dict(story_id="a b" * 4), "story_id"),
+        (dict(novelty=1.5), "novelty"),
+        (dict(novelty=-0.1), "novelty"),
+    ):
+        with pytest.raises(ContractError) as err:
+            parse_raw(raw_payload(schema_version=SCHEMA_VERSION, **bad))
+        assert err.value.field == field
+    with pytest.raises(ContractError, match="need schema_version >= 2"):
+        parse_raw(raw_payload(schema_version=1, story_id="b" * 32))

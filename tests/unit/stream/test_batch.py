@@ -36,7 +36,7 @@ def test_decode_keeps_valid_documents_with_their_messages_and_rejects_the_rest()
     by_offset = {r.message.offset: r for r in decoded.rejects}
     assert sorted(by_offset) == [1, 2, 3, 4]
     assert "not JSON" in by_offset[1].reason
-    assert by_offset[2].field == "schema_version" and "99" in by_offset[2].reason
+    assert by_offset[2].field == "schema_version" and str(SCHEMA_VERSION + 98) in by_offset[2].reason
     assert by_offset[3].field == "size" and "too large" in by_offset[3].reason
     assert by_offset[3].message.value == messages[3].value  # the original bytes, untouched
     headers = dict(by_offset[2].headers())
@@ -61,9 +61,20 @@ def test_rows_match_the_documents_table() -> None:
     sql = MIGRATION.read_text()
     body = sql[sql.index("(") + 1 : sql.index("ENGINE")]
     table_columns = re.findall(r"^\s{4}(\w+)\s", body, flags=re.M)
-    assert list(COLUMNS) == table_columns
+    added = [  # columns later migrations added; relabeled is written by finpulse relabel only
+        name
+        for path in sorted(MIGRATION.parent.glob("*.sql"))
+        for name in re.findall(r"ALTER TABLE \S+\.documents ADD COLUMN IF NOT EXISTS (\w+)", path.read_text())
+        if name != "relabeled"
+    ]
+    assert added == ["story_id", "novelty"]
+    assert list(COLUMNS) == table_columns + added
     doc = classify(FakeEngine(), decode([_msg(raw(0))]).docs)[0]
     values = dict(zip(COLUMNS, row(doc), strict=True))
     assert values["id"] == doc.id and values["model_version"] == "fake@1"
+    assert (values["story_id"], values["novelty"]) == (doc.id, 1.0)  # no story fields: its own story
+    copy = doc.model_copy(update={"story_id": "first-doc-of-story", "novelty": 0.5625})
+    values = dict(zip(COLUMNS, row(copy), strict=True))
+    assert (values["story_id"], values["novelty"]) == ("first-doc-of-story", 0.5625)
     assert values["sentiment_probs"]["positive"] == 0.85 and json.loads(values["meta"]) == {}
     assert values["published_at"].tzinfo is not None
