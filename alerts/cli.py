@@ -1,4 +1,5 @@
-"""`finpulse alerts run | receiver | check | rules | targets | list | ack | silence | test-send | deliveries`."""
+"""`finpulse alerts run | receiver | check | rules | targets | list | ack | silence | test-send | deliveries |
+backtest`."""
 
 from __future__ import annotations
 
@@ -170,6 +171,126 @@ def deliveries_command(limit: Annotated[int, typer.Option(help="Most attempts sh
     pending = pending_deliveries(settings)
     if len(pending):
         typer.echo(f"{len(pending)} deliveries pending in the outbox")
+
+
+@alerts_app.command("backtest")
+def backtest_command(
+    rule_ref: Annotated[
+        str | None, typer.Argument(metavar="RULE", help="A stored rule's id or name (or the rule's id in --file).")
+    ] = None,
+    since: Annotated[str, typer.Option(help="How far back: 7d, 12h, 90m (at most 90 days).")] = "7d",
+    until: Annotated[
+        str | None, typer.Option(help="End of the range, ISO-8601 (UTC when no offset); default now.")
+    ] = None,
+    rules_file: Annotated[
+        Path | None, typer.Option("--file", help="Try a rule from this TOML file instead of a stored one.")
+    ] = None,
+    step: Annotated[int, typer.Option(help="Seconds between evaluations (whole minutes).")] = 60,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    series: Annotated[
+        str, typer.Option(help="Metric series in --json: firing (groups that fired) | all | none.")
+    ] = "firing",
+) -> None:
+    """When RULE would have fired over stored data: firing intervals per group (with its pending and cooldown),
+    its metric against the threshold, and counts."""
+    from alerts.backtest import BacktestError, backtest, parse_since, since_range
+
+    if series not in ("firing", "all", "none"):
+        raise _fail(f"--series {series!r}: use firing, all or none")
+    if step < 60 or step % 60:
+        raise _fail(f"--step {step}: whole minutes in seconds (60, 120, ...); the windows are whole minutes")
+    try:
+        since_s = parse_since(since)
+        end = _parse_until(until)
+    except (BacktestError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    settings = _settings()
+    rule = _backtest_rule(settings, rule_ref, rules_file)
+    start, end = since_range(since_s, end)
+    from warehouse.client import create_client
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"backtest {rule.id}: {done}/{total} minutes evaluated ({done / total:.0%})", err=True)
+
+    client = create_client(settings)
+    try:
+        # A range of 10 hours or more reports progress on stderr (stdout stays the result).
+        long_run = (end - start).total_seconds() / step >= 600
+        result = backtest(client, rule, start=start, end=end, step_s=step, progress=progress if long_run else None)
+    except BacktestError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        client.close()
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(series=series)))
+        return
+    _print_backtest(result)
+
+
+def _parse_until(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"--until {text!r}: not an ISO-8601 time (e.g. 2026-12-01T12:00)") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _backtest_rule(settings: Any, ref: str | None, rules_file: Path | None) -> Any:
+    """The rule to replay: from --file (by id or name, or its only rule), else stored (by id, then by name)."""
+    from alerts.rules import RuleFileError, load_rules_file
+    from alerts.store import list_rules
+
+    if rules_file is not None:
+        try:
+            rules, _ = load_rules_file(rules_file)
+        except RuleFileError as exc:
+            raise _fail(str(exc)) from exc
+        where = f"rules file {rules_file}"
+    else:
+        if not ref:
+            raise _fail("name a RULE (id or name; `finpulse alerts rules` lists them) or give --file")
+        rules = list_rules(settings)
+        where = "the stored rules (`finpulse alerts rules` lists them)"
+    if ref is None:
+        if len(rules) == 1:
+            return rules[0]
+        raise _fail(f"{where} holds {len(rules)} rules; name one: {', '.join(r.id for r in rules) or '-'}")
+    for match in (lambda r: r.id == ref, lambda r: r.name == ref, lambda r: r.name.casefold() == ref.casefold()):
+        found = [r for r in rules if match(r)]
+        if len(found) == 1:
+            return found[0]
+    raise _fail(f"no rule {ref!r} in {where}")
+
+
+def _print_backtest(result: Any) -> None:
+    rule = result.rule
+    typer.echo(
+        f"rule {rule.id} ({rule.kind}, {result.metric} vs threshold {result.threshold:g}, counting "
+        f"{result.counting}, cooldown {rule.cooldown_s}s, pending {rule.pending_s}s)"
+    )
+    typer.echo(
+        f"{result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC: {result.steps} evaluations, "
+        f"{len(result.groups)} group(s) with documents, {result.queries} queries, {result.elapsed_s:.2f}s"
+    )
+    typer.echo(f"would have fired {result.firing_count} time(s)")
+    for group in sorted(result.groups.values(), key=lambda g: (-len(g.firings), g.group)):
+        if not group.values:
+            continue
+        peak = max(group.values)
+        held = sum(group.conditions)
+        name = group.group or "(all)"
+        typer.echo(
+            f"  {name}: {len(group.firings)} firing(s); max {result.metric} {peak:.3g}; condition held {held} of "
+            f"{len(group.times)} evaluated minutes"
+        )
+        for f in group.firings:
+            until = f"{f.resolved_at:%m-%d %H:%M}" if f.resolved_at else "still firing"
+            typer.echo(
+                f"    {f.fired_at:%m-%d %H:%M} -> {until}  value {f.value:.3g} (peak {f.peak:.3g}), "
+                f"{f.doc_count} docs: {f.message}"
+            )
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

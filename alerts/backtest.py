@@ -1,0 +1,545 @@
+"""Try a rule on history: replay the evaluator over stored data and say when the rule would have fired.
+
+The evaluator (alerts/evaluator.py) itself is replayed, once per minute of the range (its windows are whole
+minutes, so a minute is the finest step that changes anything), through a *replay client*: the stored counts are
+fetched once per backtest (per-minute buckets over the whole range), and every query the evaluator makes at an
+instant is answered from them in memory. The backtest therefore computes exactly what the engine would have, with
+a few queries instead of one per minute. What the engine adds on top (pending, cooldown, resolution) is replayed
+per group by the same rules as alerts/engine.py.
+
+Counting: document counts add up minute by minute; distinct stories do not (a story's copies span minutes), so a
+rule counting stories fetches (minute, story) pairs and counts each story once per sliding window.
+
+``backtest(client, rule, start=..., end=...)`` is pure (the clock is an argument): the CLI (`finpulse alerts
+backtest`) and the dashboard's rule editor both call it, for a stored rule or one not saved yet.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from string import Template
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alerts.evaluator import Observation, evaluate
+from alerts.rules import Rule
+from warehouse.queries import alerts as q
+
+MINUTE = 60
+MAX_RANGE_S = 90 * 86_400  # the rollup's retention is in days; a longer replay says so instead of running for ages
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 7 * 86_400}
+
+Progress = Callable[[int, int], None]
+
+
+class BacktestError(ValueError):
+    """The backtest cannot run as asked (bad range, a rule it cannot replay); the message says why."""
+
+
+def parse_since(text: str) -> int:
+    """'7d', '12h', '90m', '3600s', '2w' -> seconds; at least one minute, at most MAX_RANGE_S."""
+    match = _SINCE.match(text or "")
+    if not match:
+        raise BacktestError(f"--since {text!r}: write a number and a unit, e.g. 7d, 12h, 90m (units s, m, h, d, w)")
+    seconds = round(float(match.group(1)) * _UNIT_S[match.group(2).lower()])
+    if seconds < MINUTE:
+        raise BacktestError(f"--since {text!r}: the range must cover at least one minute")
+    if seconds > MAX_RANGE_S:
+        raise BacktestError(f"--since {text!r}: at most {MAX_RANGE_S // 86_400} days")
+    return seconds
+
+
+# --- results --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One alert the engine would have raised: fired at ``fired_at``, resolved at ``resolved_at`` (None: still
+    firing at the end of the range)."""
+
+    group: str
+    fired_at: datetime
+    resolved_at: datetime | None
+    value: float
+    peak: float
+    doc_count: int
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "fired_at": self.fired_at.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "value": self.value,
+            "peak": self.peak,
+            "doc_count": self.doc_count,
+            "message": self.message,
+        }
+
+
+@dataclass
+class GroupSeries:
+    """The metric of one group at every evaluated minute where it had documents (window end, value, condition)."""
+
+    group: str
+    times: list[int] = field(default_factory=list)  # window ends, Unix seconds
+    values: list[float] = field(default_factory=list)
+    conditions: list[bool] = field(default_factory=list)
+    firings: list[Firing] = field(default_factory=list)
+
+
+@dataclass
+class BacktestResult:
+    rule: Rule
+    start: datetime
+    end: datetime
+    step_s: int
+    metric: str
+    threshold: float
+    counting: str  # "documents" | "stories": what the replay counted
+    groups: dict[str, GroupSeries]
+    steps: int
+    queries: int
+    elapsed_s: float
+
+    @property
+    def firings(self) -> list[Firing]:
+        return sorted((f for g in self.groups.values() for f in g.firings), key=lambda f: (f.fired_at, f.group))
+
+    @property
+    def firing_count(self) -> int:
+        return sum(len(g.firings) for g in self.groups.values())
+
+    def frame(self) -> pd.DataFrame:
+        """Long form for charts: time, group, value, threshold, condition (held), fired (an alert started here)."""
+        fired = {(f.group, int(f.fired_at.timestamp())) for f in self.firings}
+        rows = [
+            (t, g.group, v, c, (g.group, t) in fired)
+            for g in self.groups.values()
+            for t, v, c in zip(g.times, g.values, g.conditions, strict=True)
+        ]
+        df = pd.DataFrame(rows, columns=["t", "group", "value", "condition", "fired"])
+        df.insert(0, "time", pd.to_datetime(df["t"], unit="s", utc=True))
+        df["threshold"] = self.threshold
+        return df.drop(columns="t")
+
+    def to_dict(self, *, series: str = "firing") -> dict[str, Any]:
+        """JSON-ready. ``series``: 'all' groups' metric series, 'firing' (groups that fired) or 'none'."""
+        out_groups = []
+        for g in sorted(self.groups.values(), key=lambda g: g.group):
+            entry: dict[str, Any] = {
+                "group": g.group,
+                "firings": len(g.firings),
+                "minutes_evaluated": len(g.times),
+                "minutes_condition_true": sum(g.conditions),
+                "max_value": max(g.values) if g.values else None,
+                "intervals": [f.to_dict() for f in g.firings],
+            }
+            if series == "all" or (series == "firing" and g.firings):
+                entry["series"] = {
+                    "time": [datetime.fromtimestamp(t, UTC).isoformat() for t in g.times],
+                    "value": g.values,
+                    "condition": g.conditions,
+                }
+            out_groups.append(entry)
+        return {
+            "rule": {
+                "id": self.rule.id,
+                "name": self.rule.name,
+                "kind": self.rule.kind,
+                "group_by": self.rule.group_by,
+            },
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "step_s": self.step_s,
+            "metric": self.metric,
+            "threshold": self.threshold,
+            "counting": self.counting,
+            "cooldown_s": self.rule.cooldown_s,
+            "pending_s": self.rule.pending_s,
+            "firing_count": self.firing_count,
+            "groups_fired": sum(1 for g in self.groups.values() if g.firings),
+            "groups_evaluated": len(self.groups),
+            "steps": self.steps,
+            "queries": self.queries,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "firings": [f.to_dict() for f in self.firings],
+            "groups": out_groups,
+        }
+
+
+# --- what the replay counts -----------------------------------------------------------------------------------
+
+
+def counting(rule: Rule) -> str:
+    """'stories' when the rule counts distinct stories (Rule.count, default 'stories' once rules have it)."""
+    if rule.kind == "watchlist":
+        return "documents"  # watchlists count the documents that mention a term
+    return "stories" if getattr(rule, "count", "documents") == "stories" else "documents"
+
+
+# Per (group, minute, story): whether any copy of the story in that minute is negative / positive / classified.
+# The scope fragments mirror warehouse/queries/alerts.py (bound parameters only; the group is a closed choice).
+_STORY_GROUP = {"none": "''", "topic": "topic", "ticker": "ticker", "source": "source", "lang": "lang"}
+_STORY_ROLLUP_SQL = Template("""
+SELECT $group AS grp, toUInt32(minute) AS m, story_id,
+       max(sentiment = 'negative') AS neg, max(sentiment = 'positive') AS pos, max(sentiment != '') AS cls
+FROM documents_minutely_latest FINAL $array_join
+WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC') $not_empty
+  AND ({topic:String} = '' OR topic = {topic:String})
+  AND ({ticker:String} = '' OR $ticker_scope)
+  AND ({source:String} = '' OR source = {source:String})
+GROUP BY grp, m, story_id
+""")
+_STORY_DOCS_SQL = Template("""
+SELECT $group AS grp, toUInt32(toStartOfMinute(published_at)) AS m, story_id,
+       max(sentiment = 'negative') AS neg, max(sentiment = 'positive') AS pos,
+       max(ifNull(sentiment, '') != '') AS cls
+FROM (SELECT id, story_id, published_at, ifNull(topic, '') AS topic, sentiment, source, lang, tickers
+      FROM documents_latest
+      WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC')
+        AND published_at < toDateTime64({end:UInt32}, 3, 'UTC')) $array_join
+WHERE ({topic:String} = '' OR topic = {topic:String})
+  AND ({ticker:String} = '' OR has(tickers, {ticker:String}))
+  AND ({source:String} = '' OR source = {source:String})
+  AND ({lang:String} = '' OR lang = {lang:String}) $not_empty
+GROUP BY grp, m, story_id
+""")
+# Watched terms per minute (documents_latest: text and language), the evaluator's watchlist query per minute.
+_WATCH_SQL = """
+SELECT term, m, uniqExact(id) FROM (
+    SELECT id, toUInt32(toStartOfMinute(published_at)) AS m, arrayConcat(
+        arrayMap(t -> concat('ticker:', t), arrayFilter(t -> has({tickers:Array(String)}, t), tickers)),
+        arrayMap(k -> concat('keyword:', k),
+                 arrayFilter(k -> positionCaseInsensitiveUTF8(concat(title, ' ', body), k) > 0,
+                             {keywords:Array(String)}))
+    ) AS terms
+    FROM documents_latest
+    WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC') AND published_at < toDateTime64({end:UInt32}, 3, 'UTC')
+      AND sentiment = 'negative'
+      AND ({topic:String} = '' OR ifNull(topic, '') = {topic:String})
+      AND ({ticker:String} = '' OR has(tickers, {ticker:String}))
+      AND ({source:String} = '' OR source = {source:String})
+      AND ({lang:String} = '' OR lang = {lang:String})
+)
+ARRAY JOIN terms AS term
+GROUP BY term, m
+"""
+_HAS_STORY_SQL = (
+    "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'documents' "
+    "AND name = 'story_id'"
+)
+
+
+def _story_sql(rule: Rule) -> str:
+    by_ticker = rule.group_by == "ticker"
+    array_join = "ARRAY JOIN tickers AS ticker" if by_ticker else ""
+    not_empty = "AND ticker != ''" if by_ticker else ""
+    if rule.uses_documents:
+        return _STORY_DOCS_SQL.substitute(group=_STORY_GROUP[rule.group_by], array_join=array_join, not_empty=not_empty)
+    if rule.group_by == "lang":
+        raise BacktestError("the rollup has no language; group by lang through the documents table")
+    return _STORY_ROLLUP_SQL.substitute(
+        group=_STORY_GROUP[rule.group_by],
+        array_join=array_join,
+        not_empty=not_empty,
+        ticker_scope="ticker = {ticker:String}" if by_ticker else "has(tickers, {ticker:String})",
+    )
+
+
+def _scope_params(rule: Rule) -> dict[str, str]:
+    return {k: v or "" for k, v in rule.scope.model_dump().items()}
+
+
+class _Counts:
+    """Per-group cumulative minute counts (documents) or sliding-window distinct counts (stories), as arrays
+    indexed by minute since ``origin``: column j of ``cum`` is everything before minute j."""
+
+    def __init__(self, origin: int, minutes: int, groups: list[str], metrics: int) -> None:
+        self.origin, self.minutes = origin, minutes
+        self.groups = groups
+        self.index = {g: i for i, g in enumerate(groups)}
+        self.cum = np.zeros((metrics, len(groups), minutes + 1), dtype=np.int64)  # documents
+        self.sliding: dict[int, np.ndarray] = {}  # stories: window minutes -> (metrics, groups, minutes + 1)
+
+    def col(self, epoch: int) -> int:
+        j = (epoch - self.origin) // MINUTE
+        if not 0 <= j <= self.minutes:
+            raise BacktestError(f"replay asked for {epoch} outside the prefetched range")  # a bug, not bad input
+        return j
+
+    def buckets(self, start: int, end: int, bucket_s: int) -> np.ndarray:
+        """(metrics, groups, buckets) counts for the buckets [start + i * bucket_s, ... + bucket_s) in [start, end)."""
+        n = (end - start) // bucket_s
+        ends = np.array([self.col(start + (i + 1) * bucket_s) for i in range(n)], dtype=np.int64)
+        if self.sliding:
+            window = bucket_s // MINUTE
+            if window not in self.sliding:
+                raise BacktestError(f"stories are counted in windows of {list(self.sliding)} min, not {window}")
+            return self.sliding[window][:, :, ends]
+        starts = ends - bucket_s // MINUTE
+        if (starts < 0).any():
+            raise BacktestError("replay asked for minutes before the prefetched range")
+        return self.cum[:, :, ends] - self.cum[:, :, starts]
+
+
+class _Result:
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.result_rows = rows
+
+
+class ReplayClient:
+    """Answers the evaluator's count queries (warehouse/queries/alerts.py: window_counts, watchlist_hits) from
+    prefetched counts. Any other query is a bug in the replay, and says so."""
+
+    def __init__(self, counts: _Counts, *, watchlist: bool) -> None:
+        self.counts = counts
+        self.watchlist = watchlist
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> _Result:
+        p = parameters or {}
+        if self.watchlist and "tickers" in p:
+            got = self.counts.buckets(int(p["start"]), int(p["end"]), int(p["end"]) - int(p["start"]))
+            return _Result([(g, int(got[0, i, 0]), []) for i, g in enumerate(self.counts.groups) if got[0, i, 0]])
+        if not self.watchlist and "bucket" in p:
+            got = self.counts.buckets(int(p["start"]), int(p["end"]), int(p["bucket"]))
+            total, neg, pos, cls = got
+            gi, bi = np.nonzero(total)
+            groups = self.counts.groups
+            return _Result(
+                [
+                    (groups[g], int(b), int(total[g, b]), int(neg[g, b]), int(pos[g, b]), int(cls[g, b]))
+                    for g, b in zip(gi.tolist(), bi.tolist(), strict=True)
+                ]
+            )
+        raise BacktestError(f"the backtest cannot replay this query: {sql.strip()[:80]}")
+
+
+def _lookback_s(rule: Rule) -> int:
+    """How far before a window's end the evaluator reads (its window, plus the baseline windows)."""
+    if rule.kind in ("negative_share", "watchlist"):
+        return rule.window_s
+    return (rule.baseline_s // rule.window_s + 1) * rule.window_s
+
+
+def _window_counts_documents(client: Any, rule: Rule, start: int, end: int) -> list[q.BucketCounts]:
+    """Per-minute document counts through the engine's own query (counting documents even where the shared query
+    learns to count stories)."""
+    kwargs: dict[str, Any] = {}
+    if "count" in inspect.signature(q.window_counts).parameters:
+        kwargs["count"] = "documents"
+    return q.window_counts(
+        client,
+        start=start,
+        end=end,
+        bucket_s=MINUTE,
+        group_by=rule.group_by,
+        scope=rule.scope.model_dump(),
+        use_documents=rule.uses_documents,
+        **kwargs,
+    )
+
+
+def _prefetch_documents(client: Any, rule: Rule, origin: int, end: int) -> _Counts:
+    minutes = (end - origin) // MINUTE
+    if rule.kind == "watchlist":
+        params = {
+            "start": origin,
+            "end": end,
+            "tickers": list(rule.watch_tickers),
+            "keywords": list(rule.watch_keywords),
+            **_scope_params(rule),
+        }
+        rows = client.query(_WATCH_SQL, parameters=params).result_rows
+        counts = _Counts(origin, minutes, sorted({str(r[0]) for r in rows}), 1)
+        per_minute = np.zeros_like(counts.cum[:, :, 1:])
+        for term, m, n in rows:
+            per_minute[0, counts.index[str(term)], (int(m) - origin) // MINUTE] += int(n)
+    else:
+        buckets = _window_counts_documents(client, rule, origin, end)
+        counts = _Counts(origin, minutes, sorted({b.group for b in buckets}), 4)
+        per_minute = np.zeros_like(counts.cum[:, :, 1:])
+        for b in buckets:
+            per_minute[:, counts.index[b.group], b.bucket] += (b.total, b.negative, b.positive, b.classified)
+    np.cumsum(per_minute, axis=2, out=counts.cum[:, :, 1:])
+    return counts
+
+
+def sliding_distinct(
+    groups: np.ndarray, minutes: np.ndarray, keys: np.ndarray, n_groups: int, n_minutes: int, window: int
+) -> np.ndarray:
+    """Distinct keys per group in every window of ``window`` minutes: out[g, e] counts the keys seen in minutes
+    [e - window, e). Inputs are one row per (group, minute, key) present; minutes are 0-based indexes."""
+    out = np.zeros((n_groups, n_minutes + 2), dtype=np.int64)
+    if len(groups):
+        df = pd.DataFrame({"g": groups, "k": keys, "m": minutes}).drop_duplicates().sort_values(["g", "k", "m"])
+        g, k, m = (df[c].to_numpy() for c in ("g", "k", "m"))
+        # A key seen at minute m is in the windows ending at m+1 .. m+window. Sightings of one key are sorted, so
+        # each span starts where the previous one stopped: a key counts once per window however often it is seen.
+        begin, stop = m + 1, m + window + 1  # stop exclusive
+        same = np.concatenate([[False], (g[1:] == g[:-1]) & (k[1:] == k[:-1])])
+        begin = np.where(same, np.maximum(begin, np.concatenate([[0], stop[:-1]])), begin)
+        np.add.at(out, (g, np.minimum(begin, n_minutes + 1)), 1)
+        np.add.at(out, (g, np.minimum(stop, n_minutes + 1)), -1)
+    return np.cumsum(out, axis=1)[:, : n_minutes + 1]
+
+
+def _prefetch_stories(client: Any, rule: Rule, origin: int, end: int) -> _Counts:
+    minutes = (end - origin) // MINUTE
+    df = client.query_df(_story_sql(rule), parameters={"start": origin, "end": end, **_scope_params(rule)})
+    names = sorted({str(g) for g in df["grp"]}) if len(df) else []
+    counts = _Counts(origin, minutes, names, 4)
+    window = rule.window_s // MINUTE
+    sliding = np.zeros((4, len(names), minutes + 1), dtype=np.int64)
+    if len(df):
+        g = df["grp"].astype(str).map(counts.index).to_numpy()
+        m = ((df["m"].astype("int64") - origin) // MINUTE).to_numpy()
+        keys = pd.factorize(df["story_id"])[0]
+        flags = [np.ones(len(df), dtype=bool)] + [df[c].astype(bool).to_numpy() for c in ("neg", "pos", "cls")]
+        for i, flag in enumerate(flags):
+            sliding[i] = sliding_distinct(g[flag], m[flag], keys[flag], len(names), minutes, window)
+    counts.sliding[window] = sliding
+    return counts
+
+
+def _has_story_column(client: Any) -> bool:
+    return bool(client.query(_HAS_STORY_SQL).result_rows[0][0])
+
+
+# --- the replay -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Series:
+    """One fingerprint's engine state (alerts/engine.py SeriesState), in epoch seconds."""
+
+    state: str = "inactive"
+    pending_since: int | None = None
+    resolved_at: int | None = None
+    open: dict[str, Any] | None = None  # the firing being replayed
+
+
+def _dt(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def backtest(
+    client: Any,
+    rule: Rule,
+    *,
+    start: datetime,
+    end: datetime,
+    step_s: int = MINUTE,
+    progress: Progress | None = None,
+) -> BacktestResult:
+    """When ``rule`` would have fired between ``start`` and ``end``: the engine's evaluation at every ``step_s``
+    (a whole number of minutes) from the first minute at or after ``start`` to the last at or before ``end``."""
+    began = time.perf_counter()
+    if step_s < MINUTE or step_s % MINUTE:
+        raise BacktestError(f"step {step_s}s: whole minutes only (the windows are whole minutes)")
+    first = -(-int(start.timestamp()) // MINUTE) * MINUTE
+    last = int(end.timestamp()) // MINUTE * MINUTE
+    if last < first:
+        raise BacktestError(f"empty range: {start.isoformat()} .. {end.isoformat()} holds no whole minute")
+    if last - first > MAX_RANGE_S:
+        raise BacktestError(f"range longer than {MAX_RANGE_S // 86_400} days")
+    origin = first - _lookback_s(rule)
+    how = counting(rule)
+    queries = 1
+    if how == "stories":
+        queries += 1
+        if not _has_story_column(client):
+            how = "documents"  # no story ids stored yet: the engine counts documents too
+    counts = (
+        _prefetch_stories(client, rule, origin, last)
+        if how == "stories"
+        else _prefetch_documents(client, rule, origin, last)
+    )
+    replay = ReplayClient(counts, watchlist=rule.kind == "watchlist")
+    ends = list(range(first, last + 1, step_s))
+    groups: dict[str, GroupSeries] = {}
+    series: dict[str, _Series] = {}
+    metric = ""
+    every = max(1, len(ends) // 20)
+    for n, t in enumerate(ends, 1):
+        observations = evaluate(replay, rule, _dt(t))
+        for obs in observations.values():
+            metric = metric or obs.metric
+            g = groups.setdefault(obs.group, GroupSeries(obs.group))
+            g.times.append(t)
+            g.values.append(float(obs.value))
+            g.conditions.append(bool(obs.fires))
+        _step(rule, t, observations, series, groups)
+        if progress is not None and (n % every == 0 or n == len(ends)):
+            progress(n, len(ends))
+    for group, s in series.items():  # still firing at the end of the range
+        if s.state == "firing" and s.open is not None:
+            groups[group].firings.append(Firing(group=group, resolved_at=None, **s.open))
+    return BacktestResult(
+        rule=rule,
+        start=_dt(first),
+        end=_dt(last),
+        step_s=step_s,
+        metric=metric or _metric_name(rule),
+        threshold=rule.threshold,
+        counting=how,
+        groups=groups,
+        steps=len(ends),
+        queries=queries,
+        elapsed_s=time.perf_counter() - began,
+    )
+
+
+def _step(
+    rule: Rule, t: int, observations: dict[str, Observation], series: dict[str, _Series], groups: dict[str, GroupSeries]
+) -> None:
+    """One engine tick for one rule (Engine._step_rule / _clear): pending, cooldown, firing, resolution."""
+    active = {g for g, s in series.items() if s.state != "inactive"}
+    for group in sorted(set(observations) | active):
+        obs = observations.get(group)
+        s = series.setdefault(group, _Series())
+        if obs is None or not obs.fires:
+            if s.state == "pending":
+                s.state, s.pending_since = "inactive", None
+            elif s.state == "firing":
+                assert s.open is not None
+                groups[group].firings.append(Firing(group=group, resolved_at=_dt(t), **s.open))
+                s.state, s.resolved_at, s.open = "inactive", t, None
+            continue
+        if s.state == "inactive":
+            if s.resolved_at is not None and t - s.resolved_at < rule.cooldown_s:
+                continue  # cooldown: resolved too recently to fire again
+            s.state, s.pending_since = "pending", t
+        if s.state == "pending" and s.pending_since is not None and t - s.pending_since >= rule.pending_s:
+            s.state, s.pending_since = "firing", None
+            s.open = {
+                "fired_at": _dt(t),
+                "value": float(obs.value),
+                "peak": float(obs.value),
+                "doc_count": obs.doc_count,
+                "message": obs.message,
+            }
+        elif s.state == "firing" and s.open is not None:
+            s.open["peak"] = max(s.open["peak"], float(obs.value))
+
+
+def _metric_name(rule: Rule) -> str:
+    return {
+        "negative_share": "negative_share",
+        "watchlist": "negative_mentions",
+        "sentiment_drop": "sentiment_index_drop",
+        "volume_spike": "volume_z",
+    }.get(rule.kind, "negative_share_z" if rule.metric == "share" else "negative_count_z")
+
+
+def since_range(since_s: int, until: datetime | None = None) -> tuple[datetime, datetime]:
+    end = until or datetime.now(UTC)
+    return end - timedelta(seconds=since_s), end
