@@ -33,7 +33,13 @@ def build_request(
 ) -> tuple[bytes, dict[str, str]]:
     """The exact body bytes and headers of one delivery (signed over these bytes)."""
     payload = formats.render(
-        alert, event=event, fmt=target.format, delivery_id=delivery_id, sent_at=datetime.now(UTC), receiver=target.name
+        alert,
+        event=event,
+        fmt=target.format,
+        delivery_id=delivery_id,
+        sent_at=datetime.now(UTC),
+        receiver=target.name,
+        external_url=settings.dashboard_public_url,
     )
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = {

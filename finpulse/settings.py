@@ -276,6 +276,11 @@ class Settings(BaseSettings):
         None,
         description="Stream worker metrics read by the health page; unset = http://<stream_host>:<stream_port>/metrics.",
     )
+    dashboard_public_url: str = Field(
+        "",
+        description="The dashboard's address as alert readers reach it (alert drill-down links in webhooks); "
+        "empty = http://<dashboard_host>:<dashboard_port>.",
+    )
 
     # --- alerts --------------------------------------------------------------------------------------------------
     alerts_host: str = Field("127.0.0.1", description="Address the alert engine's /healthz and /metrics listen on.")
@@ -309,6 +314,9 @@ class Settings(BaseSettings):
     alerts_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between two delivery attempts.")
     alerts_max_attempts: int = Field(
         40, ge=1, description="Delivery attempts before a delivery is logged as gave_up (~3 h at the defaults)."
+    )
+    alerts_top_stories: int = Field(
+        5, ge=1, le=20, description="Top contributing stories an alert carries (its payloads and the Alerts page)."
     )
     alerts_receiver_port: int = Field(8331, ge=1, le=65535, description="Port of `finpulse alerts receiver`.")
     alerts_signature_tolerance_s: int = Field(
@@ -376,6 +384,23 @@ class Settings(BaseSettings):
             }
             if len(set(ports.values())) != len(ports):
                 raise ValueError(f"local ports must differ: {ports}")
+        return self
+
+    @field_validator("dashboard_public_url", mode="after")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"dashboard_public_url must be an http:// or https:// URL, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Settings:
+        if not self.dashboard_public_url:
+            # A wildcard listen address is no address to link to; readers on this machine use loopback.
+            host = "127.0.0.1" if self.dashboard_host in ("0.0.0.0", "::", "") else self.dashboard_host
+            host = f"[{host}]" if ":" in host else host
+            self.__dict__["dashboard_public_url"] = f"http://{host}:{self.dashboard_port}"  # frozen: set once here
         return self
 
     @model_validator(mode="after")
