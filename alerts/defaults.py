@@ -19,17 +19,20 @@ log = logging.getLogger(__name__)
 
 # Volumes are sized for the default generator (5 docs/s, ~18 tickers: ~80 docs per ticker in 5 min) and for a
 # real feed of a few documents per second; cooldowns keep one burst from paging more than once per half hour.
+# Every default counts distinct stories (count='stories'): one wire story syndicated by twenty outlets is one
+# negative item, so copies alone never fire a default rule.
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(
         id="default-negative-share-ticker",
         name="Negative share per ticker",
         kind="negative_share",
         severity="warning",
-        description="More than 60% of a ticker's documents in 5 minutes are negative (at least 20 documents).",
+        description="More than 60% of a ticker's stories in 5 minutes are negative (at least 20 stories).",
         group_by="ticker",
         window_s=300,
         threshold=0.6,
         min_volume=20,
+        count="stories",
         cooldown_s=1_800,
         origin="default",
     ),
@@ -38,13 +41,14 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         name="Negative surge per topic",
         kind="surge",
         severity="warning",
-        description="A topic's negative count in 10 minutes is 3 standard deviations above its last 2 hours.",
+        description="A topic's negative stories in 10 minutes are 3 standard deviations above its last 2 hours.",
         group_by="topic",
         window_s=600,
         baseline_s=7_200,
         threshold=3.0,
         min_volume=15,
         metric="count",
+        count="stories",
         cooldown_s=1_800,
         origin="default",
     ),
@@ -54,12 +58,13 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         kind="sentiment_drop",
         severity="info",
         description="A language's sentiment index ((pos - neg) / total) over 10 minutes falls 0.3 below its last "
-        "2 hours (at least 50 documents).",
+        "2 hours (at least 50 stories).",
         group_by="lang",
         window_s=600,
         baseline_s=7_200,
         threshold=0.3,
         min_volume=50,
+        count="stories",
         cooldown_s=3_600,
         origin="default",
     ),

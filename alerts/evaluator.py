@@ -34,6 +34,10 @@ class Observation:
     window_end: datetime
     message: str
     sample_ids: list[str] = field(default_factory=list)
+    # For the alert's numbers: what the window measured, in the rule's unit, when ``value`` is derived from it
+    # (a z-score, a drop), and what that figure (and ``baseline``) counts.
+    window_value: float | None = None
+    measure: str = ""
 
 
 def window_end(now: datetime) -> int:
@@ -46,6 +50,11 @@ def _dt(epoch: int) -> datetime:
 
 def _scope(rule: Rule) -> dict[str, str | None]:
     return rule.scope.model_dump()
+
+
+def _unit(rule: Rule, n: int) -> str:
+    """What the rule counts, for messages: 'stories' / 'documents', singular for one."""
+    return {"stories": "story", "documents": "document"}[rule.count] if n == 1 else rule.count
 
 
 def evaluate(client: Any, rule: Rule, now: datetime) -> dict[str, Observation]:
@@ -67,6 +76,7 @@ def _window_counts(client: Any, rule: Rule, start: int, end: int) -> list[q.Buck
         group_by=rule.group_by,
         scope=_scope(rule),
         use_documents=rule.uses_documents,
+        count=rule.count,
     )
 
 
@@ -83,14 +93,15 @@ def _negative_share(client: Any, rule: Rule, now: datetime) -> dict[str, Observa
             group=row.group,
             fires=fires,
             metric="negative_share",
+            measure=f"negative share of {rule.count}",
             value=round(share, 6),
             threshold=rule.threshold,
             baseline=None,
             doc_count=row.classified,
             window_start=_dt(start),
             window_end=_dt(end),
-            message=f"{share:.0%} of {row.classified} documents negative in the last {minutes} min "
-            f"(threshold {rule.threshold:.0%}, minimum {rule.min_volume} documents)",
+            message=f"{share:.0%} of {row.classified} {rule.count} negative in the last {minutes} min "
+            f"(threshold {rule.threshold:.0%}, minimum {rule.min_volume} {rule.count})",
         )
     return out
 
@@ -132,14 +143,16 @@ def _against_baseline(client: Any, rule: Rule, now: datetime) -> dict[str, Obser
                 group=group,
                 fires=fires,
                 metric="sentiment_index_drop",
+                measure="sentiment index",
+                window_value=round(cur_index, 6),
                 value=round(drop, 6),
                 threshold=rule.threshold,
                 baseline=round(base_index, 6),
                 doc_count=cur.classified,
                 window_start=w_start,
                 window_end=w_end,
-                message=f"sentiment index fell from {base_index:+.2f} to {cur_index:+.2f} ({cur.classified} documents "
-                f"in the last {minutes} min; drop threshold {rule.threshold:.2f})",
+                message=f"sentiment index fell from {base_index:+.2f} to {cur_index:+.2f} "
+                f"({cur.classified} {rule.count} in the last {minutes} min; drop threshold {rule.threshold:.2f})",
             )
             continue
         if rule.kind == "volume_spike":
@@ -158,14 +171,16 @@ def _against_baseline(client: Any, rule: Rule, now: datetime) -> dict[str, Obser
         mean, std = _mean_std(xs)
         z = (x - mean) / max(std, floor)
         what = (
-            "documents"
+            rule.count
             if rule.kind == "volume_spike"
-            else "negative " + ("share" if rule.metric == "share" else "documents")
+            else "negative " + ("share" if rule.metric == "share" else rule.count)
         )
         out[group] = Observation(
             group=group,
             fires=volume_ok and z >= rule.threshold,
             metric=metric,
+            measure=what,
+            window_value=round(x, 6),
             value=round(z, 4),
             threshold=rule.threshold,
             baseline=round(mean, 6),
@@ -173,7 +188,7 @@ def _against_baseline(client: Any, rule: Rule, now: datetime) -> dict[str, Obser
             window_start=w_start,
             window_end=w_end,
             message=f"{what}: {x:.3g} in the last {minutes} min vs baseline mean {mean:.3g} (sd {std:.3g}), "
-            f"z = {z:.1f} (threshold {rule.threshold:g}, {cur.total} documents)",
+            f"z = {z:.1f} (threshold {rule.threshold:g}, {cur.total} {rule.count})",
         )
     return out
 
@@ -182,7 +197,13 @@ def _watchlist(client: Any, rule: Rule, now: datetime) -> dict[str, Observation]
     end = window_end(now)
     start = end - rule.window_s
     hits = q.watchlist_hits(
-        client, start=start, end=end, tickers=rule.watch_tickers, keywords=rule.watch_keywords, scope=_scope(rule)
+        client,
+        start=start,
+        end=end,
+        tickers=rule.watch_tickers,
+        keywords=rule.watch_keywords,
+        scope=_scope(rule),
+        count=rule.count,
     )
     terms = [f"ticker:{t}" for t in rule.watch_tickers] + [f"keyword:{k}" for k in rule.watch_keywords]
     out: dict[str, Observation] = {}
@@ -195,13 +216,15 @@ def _watchlist(client: Any, rule: Rule, now: datetime) -> dict[str, Observation]
             group=term,
             fires=count >= rule.threshold,
             metric="negative_mentions",
+            measure=f"negative {rule.count} mentioning {term.split(':', 1)[1]}",
             value=float(count),
             threshold=rule.threshold,
             baseline=None,
             doc_count=count,
             window_start=_dt(start),
             window_end=_dt(end),
-            message=f"{count} negative document(s) mention {term.split(':', 1)[1]} in the last {minutes} min",
+            message=f"{count} negative {_unit(rule, count)} {'mentions' if count == 1 else 'mention'} "
+            f"{term.split(':', 1)[1]} in the last {minutes} min",
             sample_ids=sample,
         )
     return out

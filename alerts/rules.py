@@ -18,6 +18,8 @@ RuleKind = Literal["negative_share", "surge", "volume_spike", "sentiment_drop", 
 RULE_KINDS: tuple[str, ...] = ("negative_share", "surge", "volume_spike", "sentiment_drop", "watchlist")
 Severity = Literal["info", "warning", "critical"]
 GroupBy = Literal["none", "topic", "ticker", "source", "lang"]
+CountBy = Literal["stories", "documents"]
+COUNT_BY: tuple[str, ...] = ("stories", "documents")
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_\-.]{0,63}$")
 
@@ -67,6 +69,10 @@ class Rule(BaseModel):
     * sentiment_drop - fall of the sentiment index ((pos - neg) / total) from the baseline, fires when at or above;
     * watchlist - negative documents in the window mentioning a watched ticker or keyword, fires when at or above
       (one alert per watched term).
+
+    ``count`` says what every figure of the rule counts (window, baseline, ``min_volume``, a watchlist's
+    threshold): ``"stories"`` (the default) counts distinct stories (``story_id``), so a wire story syndicated by
+    twenty outlets is one negative item; ``"documents"`` counts every copy.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -83,15 +89,27 @@ class Rule(BaseModel):
     baseline_s: int = Field(6 * 3_600, ge=120, le=90 * 86_400, description="Trailing baseline before the window.")
     threshold: float = Field(0.5, description="See the class docstring; its meaning depends on the kind.")
     min_volume: int = Field(
-        10, ge=0, description="Fewer documents in the window (or baseline) never fire; watchlists ignore it."
+        10,
+        ge=0,
+        description="Fewer stories (documents with count='documents') in the window (or baseline) never fire; "
+        "watchlists ignore it.",
     )
     metric: Literal["count", "share"] = Field("count", description="surge only: z-score of the count or share.")
+    count: CountBy = Field(
+        "stories", description="What the rule counts: distinct stories (copies of one story count once) or documents."
+    )
     watch_tickers: list[str] = Field(default_factory=list, max_length=500)
     watch_keywords: list[str] = Field(default_factory=list, max_length=500)
     pending_s: int = Field(0, ge=0, description="The condition must hold this long before the alert fires.")
     cooldown_s: int = Field(1_800, ge=0, description="After resolving, the same fingerprint stays quiet this long.")
     targets: list[str] = Field(default_factory=list, description="Webhook target names; empty = every target.")
     origin: Literal["file", "ui", "default"] = Field("ui", description="Where the rule was defined.")
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _count_word(cls, value: Any) -> Any:
+        # 'Stories' / ' documents ' from a hand-written file or form mean the same; anything else fails the Literal.
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("watch_tickers")
     @classmethod

@@ -5,6 +5,8 @@ statement is a *choice* among the fixed fragments below (which column to group b
 documents table), never text from a user. Window counts read the per-minute table ``documents_minutely_latest``
 with FINAL (one row per document under its latest label: dedup-safe, and a relabeled document counts once, under
 its new label) unless a rule needs what the rollup lacks (language, text), then ``documents_latest`` with uniqExact(id).
+A rule counts either distinct stories (``uniqExact(story_id)``: twenty syndicated copies of one story are one item)
+or every copy (``count``: documents); both tables carry ``story_id`` (migration 0030).
 
 Times are Unix seconds ([start, end), whole minutes) or, for alert bookkeeping, Unix milliseconds.
 """
@@ -39,13 +41,35 @@ _DOCS_SCOPE = """
 _DOCS_WINDOW = """
 WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC') AND published_at < toDateTime64({end:UInt32}, 3, 'UTC')"""
 
+COUNTS = ("stories", "documents")
+
+# count -> the four figures of a bucket (total, negative, positive, classified), per table (a closed set).
+# Rollup rows after FINAL are one per document, so count() counts copies; stories are distinct story_ids.
+_ROLLUP_FIGURES = {
+    "documents": """count() AS total,
+       countIf(sentiment = 'negative') AS negative,
+       countIf(sentiment = 'positive') AS positive,
+       countIf(sentiment != '') AS classified""",
+    "stories": """uniqExact(story_id) AS total,
+       uniqExactIf(story_id, sentiment = 'negative') AS negative,
+       uniqExactIf(story_id, sentiment = 'positive') AS positive,
+       uniqExactIf(story_id, sentiment != '') AS classified""",
+}
+_DOCS_FIGURES = {
+    "documents": """uniqExact(id) AS total,
+       uniqExactIf(id, sentiment = 'negative') AS negative,
+       uniqExactIf(id, sentiment = 'positive') AS positive,
+       uniqExactIf(id, ifNull(sentiment, '') != '') AS classified""",
+    "stories": """uniqExact(story_id) AS total,
+       uniqExactIf(story_id, sentiment = 'negative') AS negative,
+       uniqExactIf(story_id, sentiment = 'positive') AS positive,
+       uniqExactIf(story_id, ifNull(sentiment, '') != '') AS classified""",
+}
+
 _ROLLUP_COUNTS = Template("""
 SELECT $group AS grp,
        intDiv(toUInt32(minute) - {start:UInt32}, {bucket:UInt32}) AS bucket,
-       count() AS total,
-       countIf(sentiment = 'negative') AS negative,
-       countIf(sentiment = 'positive') AS positive,
-       countIf(sentiment != '') AS classified
+       $figures
 FROM documents_minutely_latest FINAL $array_join
 WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
   $not_empty$scope
@@ -55,21 +79,25 @@ GROUP BY grp, bucket
 _DOCS_COUNTS = Template("""
 SELECT $group AS grp,
        intDiv(toUInt32(toDateTime(published_at)) - {start:UInt32}, {bucket:UInt32}) AS bucket,
-       uniqExact(id) AS total,
-       uniqExactIf(id, sentiment = 'negative') AS negative,
-       uniqExactIf(id, sentiment = 'positive') AS positive,
-       uniqExactIf(id, ifNull(sentiment, '') != '') AS classified
+       $figures
 FROM documents_latest $array_join$window$scope
 GROUP BY grp, bucket
 """)
 
 
-def _counts_sql(group_by: str, use_documents: bool) -> str:
+def _check_count(count: str) -> None:
+    if count not in COUNTS:
+        raise ValueError(f"count must be one of {COUNTS}, not {count!r}")
+
+
+def _counts_sql(group_by: str, use_documents: bool, count: str = "stories") -> str:
     if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {GROUPS}, not {group_by!r}")
+    _check_count(count)
     if use_documents:
         return _DOCS_COUNTS.substitute(
             group=_DOCS_GROUP[group_by],
+            figures=_DOCS_FIGURES[count],
             array_join="ARRAY JOIN tickers AS ticker" if group_by == "ticker" else "",
             window=_DOCS_WINDOW,
             scope=_DOCS_SCOPE,
@@ -79,6 +107,7 @@ def _counts_sql(group_by: str, use_documents: bool) -> str:
     by_ticker = group_by == "ticker"
     return _ROLLUP_COUNTS.substitute(
         group=_ROLLUP_GROUP[group_by],
+        figures=_ROLLUP_FIGURES[count],
         # One row per (document, ticker); a document without tickers belongs to no ticker group.
         array_join="ARRAY JOIN tickers AS ticker" if by_ticker else "",
         not_empty="AND ticker != ''" if by_ticker else "",
@@ -94,7 +123,8 @@ def _scope_params(scope: dict[str, str | None]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class BucketCounts:
-    """Distinct documents of one group in one bucket ([start + bucket * size, ... + size))."""
+    """Distinct stories (or documents, by the rule's count) of one group in one bucket
+    ([start + bucket * size, ... + size))."""
 
     group: str
     bucket: int
@@ -113,21 +143,23 @@ def window_counts(
     group_by: str = "none",
     scope: dict[str, str | None] | None = None,
     use_documents: bool = False,
+    count: str = "stories",
 ) -> list[BucketCounts]:
-    """Per-group, per-bucket document counts (total, negative, positive, classified) in [start, end).
+    """Per-group, per-bucket counts (total, negative, positive, classified) in [start, end).
 
-    Buckets with no documents are absent. ``use_documents`` reads documents_latest (needed for lang)."""
-    sql = _counts_sql(group_by, use_documents)
+    ``count`` 'stories' counts distinct story_ids (a story's copies once), 'documents' every copy. Buckets with no
+    documents are absent. ``use_documents`` reads documents_latest (needed for lang)."""
+    sql = _counts_sql(group_by, use_documents, count)
     params = {"start": start, "end": end, "bucket": bucket_s, **_scope_params(scope or {})}
     rows = client.query(sql, parameters=params).result_rows
     return [BucketCounts(str(g), int(b), int(t), int(n), int(p), int(c)) for g, b, t, n, p, c in rows]
 
 
-WATCHLIST_SQL = (
+_WATCHLIST_SQL = (
     """
-SELECT term, uniqExact(id) AS negative, arraySlice(groupUniqArray(id), 1, {samples:UInt32}) AS sample
+SELECT term, uniqExact($counted) AS negative, arraySlice(groupUniqArray(id), 1, {samples:UInt32}) AS sample
 FROM (
-    SELECT id, arrayConcat(
+    SELECT id, story_id, arrayConcat(
         arrayMap(t -> concat('ticker:', t), arrayFilter(t -> has({tickers:Array(String)}, t), tickers)),
         arrayMap(k -> concat('keyword:', k),
                  arrayFilter(k -> positionCaseInsensitiveUTF8(concat(title, ' ', body), k) > 0,
@@ -144,6 +176,11 @@ ARRAY JOIN terms AS term
 GROUP BY term
 """
 )
+# count -> what a watched term's negative figure counts (a closed set).
+WATCHLIST_SQL = {
+    "stories": Template(_WATCHLIST_SQL).substitute(counted="story_id"),
+    "documents": Template(_WATCHLIST_SQL).substitute(counted="id"),
+}
 
 
 def watchlist_hits(
@@ -155,9 +192,11 @@ def watchlist_hits(
     keywords: Sequence[str],
     scope: dict[str, str | None] | None = None,
     samples: int = 5,
+    count: str = "stories",
 ) -> dict[str, tuple[int, list[str]]]:
-    """Negative documents in [start, end) per watched term ('ticker:AAPL', 'keyword:default'), with sample ids.
-    Keywords match title or body case-insensitively."""
+    """Negative stories (``count='documents'``: documents) in [start, end) per watched term ('ticker:AAPL',
+    'keyword:default'), with sample document ids. Keywords match title or body case-insensitively."""
+    _check_count(count)
     params = {
         "start": start,
         "end": end,
@@ -166,7 +205,7 @@ def watchlist_hits(
         "samples": samples,
         **_scope_params(scope or {}),
     }
-    rows = client.query(WATCHLIST_SQL, parameters=params).result_rows
+    rows = client.query(WATCHLIST_SQL[count], parameters=params).result_rows
     return {str(term): (int(n), list(sample)) for term, n, sample in rows}
 
 
@@ -236,6 +275,9 @@ SELECT a.id AS id, a.fingerprint AS fingerprint, a.rule_id AS rule_id, a.rule_na
        a.value AS value, a.threshold AS threshold, a.baseline AS baseline, a.doc_count AS doc_count,
        a.window_start AS window_start, a.window_end AS window_end, a.started_at AS started_at,
        a.resolved_at AS resolved_at, a.silenced AS silenced, a.message AS message, a.sample_doc_ids AS sample_doc_ids,
+       a.window_value AS window_value, a.window_measure AS window_measure, a.count AS count, a.window_s AS window_s,
+       a.baseline_s AS baseline_s, a.story_count AS story_count, a.top_stories AS top_stories,
+       a.dashboard_url AS dashboard_url,
        if(k.alert_id = '', NULL, k.acknowledged_by) AS acknowledged_by,
        if(k.alert_id = '', NULL, k.acknowledged_at) AS acknowledged_at
 FROM (SELECT * FROM alerts FINAL) AS a
@@ -284,3 +326,109 @@ def list_deliveries(client: Any, *, limit: int = 200) -> pd.DataFrame:
 def pending_deliveries(client: Any, *, limit: int = 200) -> pd.DataFrame:
     """Deliveries still waiting in the outbox (a receiver down, Kafka unreachable), oldest first."""
     return frame(client, PENDING_DELIVERIES_SQL, {"limit": limit})
+
+
+# --- why an alert fired: its top contributing stories -------------------------------------------------------------
+
+# group_by -> the condition that keeps one group's documents (a ticker group keeps every document naming it).
+_STORY_GROUP = {
+    "none": "1",
+    "topic": "ifNull(topic, '') = {group:String}",
+    "ticker": "has(tickers, {group:String})",
+    "source": "source = {group:String}",
+    "lang": "lang = {group:String}",
+}
+
+# One row per story (story_id, migration 0030) of the window's documents in the rule's scope and group: its first
+# report in the window, the mean score and the copy count; the window functions count every story and document
+# before LIMIT keeps the top ones. Aliases differ from column names: ClickHouse would read an alias in WHERE.
+_TOP_STORIES_SQL = Template("""
+SELECT story_id,
+       argMin(title, (published_at, id)) AS first_title,
+       argMin(source, (published_at, id)) AS first_source,
+       argMin(url, (published_at, id)) AS first_url,
+       min(published_at) AS first_at,
+       argMin(sentiment, (published_at, id)) AS first_sentiment,
+       avg(sentiment_score) AS mean_score,
+       count() AS copies,
+       count() OVER () AS stories,
+       sum(count()) OVER () AS documents
+FROM documents_latest $window$scope
+  AND ({negative_only:UInt8} = 0 OR sentiment = 'negative')
+  AND $group
+  AND ({term_ticker:String} = '' OR has(tickers, {term_ticker:String}))
+  AND ({term_keyword:String} = ''
+       OR positionCaseInsensitiveUTF8(concat(title, ' ', body), {term_keyword:String}) > 0)
+GROUP BY story_id
+ORDER BY copies DESC, mean_score ASC NULLS LAST, first_at, story_id
+LIMIT {limit:UInt32}
+""")
+
+
+@dataclass(frozen=True)
+class StoryContribution:
+    """One story's documents behind an alert: the first report in the window and the copy count."""
+
+    story_id: str
+    title: str
+    source: str
+    url: str | None
+    published_at: Any
+    sentiment: str | None
+    sentiment_score: float | None
+    copies: int
+
+
+@dataclass(frozen=True)
+class TopStories:
+    stories: list[StoryContribution]  # the top ``limit``, most copies (then most negative) first
+    story_count: int  # every story behind the alert, not only the top ones
+    doc_count: int
+
+
+def top_stories(
+    client: Any,
+    *,
+    start: int,
+    end: int,
+    group_by: str,
+    group: str,
+    scope: dict[str, str | None] | None = None,
+    negative_only: bool = True,
+    ticker: str = "",
+    keyword: str = "",
+    limit: int = 5,
+) -> TopStories:
+    """The stories behind an alert: the documents of [start, end) in its scope and group (negative ones for
+    negative rules; ``ticker`` / ``keyword`` narrow to a watchlist term), grouped by story, top ``limit`` by copies
+    then negativity. Reads documents_latest: one row per document under its latest label."""
+    if group_by not in GROUPS:
+        raise ValueError(f"group_by must be one of {GROUPS}, not {group_by!r}")
+    sql = _TOP_STORIES_SQL.substitute(window=_DOCS_WINDOW, scope=_DOCS_SCOPE, group=_STORY_GROUP[group_by])
+    params = {
+        "start": start,
+        "end": end,
+        "group": group,
+        "negative_only": int(negative_only),
+        "term_ticker": ticker,
+        "term_keyword": keyword,
+        "limit": limit,
+        **_scope_params(scope or {}),
+    }
+    rows = client.query(sql, parameters=params).result_rows
+    stories = [
+        StoryContribution(
+            story_id=str(story_id), title=str(title), source=str(source), url=url, published_at=first_at,
+            sentiment=sentiment, sentiment_score=None if score is None else float(score), copies=int(copies),
+        )
+        for story_id, title, source, url, first_at, sentiment, score, copies, _, _ in rows
+    ]  # fmt: skip
+    return TopStories(
+        stories=stories,
+        story_count=int(rows[0][8]) if rows else 0,
+        doc_count=int(rows[0][9]) if rows else 0,
+    )
+
+
+# One alert, every column (Alert.from_row reads it), for the drill-down of ``?alert=<id>``.
+ALERT_SQL = "SELECT * FROM alerts FINAL WHERE id = {id:String}"
