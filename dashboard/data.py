@@ -66,8 +66,10 @@ def ticker_shift(window_minutes: int, baseline_hours: float, min_docs: int) -> p
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def drilldown(start: float, end: float, topics: tuple[str, ...] = (), tickers: tuple[str, ...] = ()) -> pd.DataFrame:
-    return queries.drilldown(client(), start=start, end=end, topics=topics, tickers=tickers)
+def drilldown(
+    start: float, end: float, topics: tuple[str, ...] = (), tickers: tuple[str, ...] = (), collapse: bool = False
+) -> pd.DataFrame:
+    return queries.drilldown(client(), start=start, end=end, topics=topics, tickers=tickers, collapse=collapse)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
@@ -80,6 +82,7 @@ def latest_documents(
     tickers: tuple[str, ...],
     min_confidence: float,
     limit: int,
+    collapse: bool = False,
 ) -> pd.DataFrame:
     return queries.latest_documents(
         client(),
@@ -91,6 +94,7 @@ def latest_documents(
         tickers=tickers,
         min_confidence=min_confidence,
         limit=limit,
+        collapse=collapse,
     )
 
 

@@ -16,6 +16,11 @@ NO_DATA = (
     "generator when no sources are configured), or pick a longer time range."
 )
 
+COLLAPSE_HELP = (
+    "On: one row per story (syndicated copies and near-duplicates share a story), showing its first report, the "
+    "number of copies and the latest copy's time. Off: every document."
+)
+
 DOC_COLUMNS = {
     "published_at": st.column_config.DatetimeColumn("published (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "classified_at": None,
@@ -29,10 +34,17 @@ DOC_COLUMNS = {
     "tickers": st.column_config.ListColumn("tickers"),
     "title": st.column_config.TextColumn("title", width="large"),
     "url": st.column_config.LinkColumn("link", display_text="open"),
+    # collapsed copies (one row per story): the first report's columns plus these
+    "story_id": None,
+    "copies": st.column_config.NumberColumn("copies", format="%d", help="Documents of this story in the range"),
+    "latest_published_at": st.column_config.DatetimeColumn("latest copy (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "latest_classified_at": None,
 }
 DOC_ORDER = [
     "published_at",
+    "latest_published_at",
     "title",
+    "copies",
     "topic",
     "sentiment",
     "sentiment_score",

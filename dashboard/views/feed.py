@@ -1,11 +1,12 @@
-"""Live feed: the newest classified items, filtered by topic, sentiment, ticker, source, language, confidence."""
+"""Live feed: the newest classified items, filtered by topic, sentiment, ticker, source, language, confidence;
+copies of one story (syndicated, near-duplicates) collapse into one row unless the analyst asks for every copy."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.views.common import RANGES_H, documents_table, updated_caption
+from dashboard.views.common import COLLAPSE_HELP, RANGES_H, documents_table, updated_caption
 
 SENTIMENTS = ["negative", "neutral", "positive"]
 
@@ -17,18 +18,19 @@ def render() -> None:
     topics = row1[0].multiselect("Topic", options["topic"], placeholder="All topics")
     sentiments = row1[1].multiselect("Sentiment", SENTIMENTS, placeholder="All sentiments")
     tickers = row1[2].multiselect("Ticker", options["ticker"], placeholder="All tickers")
-    row2 = st.columns(4)
+    row2 = st.columns([2, 2, 2, 1, 1])
     sources = row2[0].multiselect("Source", options["source"], placeholder="All sources")
     langs = row2[1].multiselect("Language", options["lang"], placeholder="All languages")
     min_confidence = row2[2].slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05)
     limit = row2[3].selectbox("Items", [50, 100, 250, 500], index=1)
+    collapse = row2[4].toggle("Collapse copies", value=True, key="feed_collapse", help=COLLAPSE_HELP)
     filters = (tuple(topics), tuple(sentiments), tuple(sources), tuple(langs), tuple(tickers), min_confidence, limit)
-    st.fragment(_live, run_every=data.refresh_s())(filters)
+    st.fragment(_live, run_every=data.refresh_s())(filters, collapse)
 
 
-def _live(filters: tuple) -> None:
+def _live(filters: tuple, collapse: bool = True) -> None:
     hours = max(RANGES_H)
-    items = data.latest_documents(hours, *filters)
+    items = data.latest_documents(hours, *filters, collapse)
     if items.empty:
         st.info(
             "No classified items match these filters in the last 7 days. Clear a filter or lower the minimum "
@@ -36,7 +38,14 @@ def _live(filters: tuple) -> None:
         )
         return
     left, right = st.columns([3, 1])
-    left.markdown(f"**{len(items)} newest items** (by classification time)")
+    if collapse:
+        copies = int(items["copies"].sum())
+        left.markdown(
+            f"**{len(items)} newest stories** ({copies} documents; by the classification time of their latest copy). "
+            "Each row is a story's first report; *copies* counts its documents."
+        )
+    else:
+        left.markdown(f"**{len(items)} newest items** (by classification time)")
     with right:
         st.altair_chart(charts.sentiment_mix(items), width="stretch")
     documents_table(items, key="feed_table", height=560)

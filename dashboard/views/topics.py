@@ -1,5 +1,6 @@
 """Topics and tickers: a topic-by-time heatmap, tickers ranked by the change of their negative share, and the
-documents behind any cell or bar (click it; the hottest cell is shown until you do)."""
+documents behind any cell or bar (click it; the hottest cell is shown until you do), with copies of one story
+collapsed into one row unless the analyst asks for every copy."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.views.common import NO_DATA, documents_table, time_range, to_utc, updated_caption
+from dashboard.views.common import COLLAPSE_HELP, NO_DATA, documents_table, time_range, to_utc, updated_caption
 
 WINDOWS_MIN = {15: "15 minutes", 60: "1 hour", 240: "4 hours"}
 
@@ -25,15 +26,16 @@ def render() -> None:
         )
     with right:
         window = st.selectbox("Ticker window", list(WINDOWS_MIN), index=1, format_func=WINDOWS_MIN.get)
+    collapse = st.toggle("Collapse copies", value=True, key="topics_collapse", help=COLLAPSE_HELP)
     bucket = max(bucket, 30) if hours >= 24 else bucket  # wide cells keep a day's heatmap readable
-    st.fragment(_live, run_every=data.refresh_s())(hours, bucket, metric, window)
+    st.fragment(_live, run_every=data.refresh_s())(hours, bucket, metric, window, collapse)
 
 
 def _metric_label(metric: str) -> str:
     return "negative share" if metric == "negative_share" else "volume"
 
 
-def _live(hours: int, bucket: int, metric: str, window: int) -> None:
+def _live(hours: int, bucket: int, metric: str, window: int, collapse: bool = True) -> None:
     heat = data.topic_heatmap(hours, bucket)
     if heat.empty:
         st.info(NO_DATA)
@@ -48,7 +50,7 @@ def _live(hours: int, bucket: int, metric: str, window: int) -> None:
     topic, start = _picked_cell(event, heat)
     end = start + timedelta(minutes=bucket)
     st.subheader(f"Behind the cell: {topic}, {start:%m-%d %H:%M}-{end:%H:%M} UTC")
-    docs = data.drilldown(start.timestamp(), end.timestamp(), topics=(topic,))
+    docs = data.drilldown(start.timestamp(), end.timestamp(), topics=(topic,), collapse=collapse)
     documents_table(docs, key="heat_docs", height=260)
 
     st.subheader(f"Tickers: negative share in the last {WINDOWS_MIN[window]} vs the 24 h before")
@@ -69,7 +71,10 @@ def _live(hours: int, bucket: int, metric: str, window: int) -> None:
             st.markdown(f"**{ticker}**, last {WINDOWS_MIN[window]}")
             now = pd.Timestamp.now(tz="UTC")
             items = data.drilldown(
-                (now - timedelta(minutes=window)).timestamp(), now.timestamp() + 60, tickers=(ticker,)
+                (now - timedelta(minutes=window)).timestamp(),
+                now.timestamp() + 60,
+                tickers=(ticker,),
+                collapse=collapse,
             )
             if not items.empty:
                 st.altair_chart(charts.sentiment_mix(items), width="stretch")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from string import Template
 from typing import Any
 
 import pandas as pd
@@ -226,7 +227,8 @@ _DOC_COLUMNS = f"""
     id, published_at, classified_at, source, kind, lang, topic, sentiment, sentiment_score,
     {SENTIMENT_CONFIDENCE_SQL} AS confidence, topic_score, tickers,
     -- comments carry their text in the body only: show its start where there is no title
-    if(title != '', title, substring(body, 1, 200)) AS title, substring(body, 1, 280) AS body, url, model_version
+    if(title != '', title, substring(body, 1, 200)) AS title, substring(body, 1, 280) AS body, url, model_version,
+    story_id
 """
 
 _DOC_FILTERS = """
@@ -255,6 +257,59 @@ WHERE published_at >= toDateTime({{start:UInt32}}, 'UTC')
 ORDER BY classified_at DESC, id
 LIMIT {{limit:UInt32}}
 """
+
+
+# --- stories: one row per story instead of one per copy ---------------------------------------------------------
+# Two steps, so that no step carries the text of every copy: (1) the matching documents' slim columns, grouped by
+# story_id: which document reported the story first (earliest published_at, then id), how many matching copies, and
+# when the latest was published / classified; at most `limit` stories, newest activity first; (2) those first
+# reports' rows, read by id (the documents' primary key). Both read documents_latest (one row per id), so a
+# redelivered copy is one copy.
+_STORY_ROWS = f"""
+    SELECT id, story_id, published_at, classified_at, topic, sentiment, source, lang, tickers,
+           {SENTIMENT_CONFIDENCE_SQL} AS confidence
+    FROM documents_latest"""
+
+_STORIES = Template(f"""
+SELECT story_id, argMin(id, (published_at, id)) AS first_id, count() AS copies,
+       max(published_at) AS latest_published_at, max(classified_at) AS latest_classified_at
+FROM ({_STORY_ROWS}
+    WHERE $window{_DOC_FILTERS})
+GROUP BY story_id
+ORDER BY $latest DESC, story_id
+LIMIT {{limit:UInt32}}
+""")
+
+DRILLDOWN_STORIES_SQL = _STORIES.substitute(
+    window="published_at >= toDateTime({start:UInt32}, 'UTC') AND published_at < toDateTime({end:UInt32}, 'UTC')",
+    latest="latest_published_at",
+)
+FEED_STORIES_SQL = _STORIES.substitute(
+    window="published_at >= toDateTime({start:UInt32}, 'UTC')", latest="latest_classified_at"
+)
+
+STORY_REPORTS_SQL = f"""
+SELECT {_DOC_COLUMNS}
+FROM documents_latest
+WHERE id IN {{ids:Array(String)}}
+"""
+
+STORY_COLUMNS = ("copies", "latest_published_at", "latest_classified_at")
+"""What a collapsed row adds to a document's columns: its story's matching copies (the first report included) and
+the newest copy's published_at / classified_at."""
+
+
+def _collapsed(client: Any, stories_sql: str, params: dict[str, Any]) -> pd.DataFrame:
+    """One row per story: the first report's columns and STORY_COLUMNS, in the order stories_sql ranked them."""
+    stories = _df(client, stories_sql, params)
+    if stories.empty:
+        return stories
+    reports = _df(client, STORY_REPORTS_SQL, {"ids": [str(i) for i in stories["first_id"]]})
+    if reports.empty:  # the first reports vanished between the two reads (TTL): nothing to show for them
+        return reports
+    # An inner merge keeps the stories' order (newest activity first).
+    out = stories[["first_id", *STORY_COLUMNS]].merge(reports, left_on="first_id", right_on="id", how="inner")
+    return out.drop(columns=["first_id"])[[*reports.columns, *STORY_COLUMNS]].reset_index(drop=True)
 
 
 def _filters(
@@ -287,10 +342,16 @@ def drilldown(
     tickers: Sequence[str] = (),
     min_confidence: float = 0.0,
     limit: int = 200,
+    collapse: bool = False,
 ) -> pd.DataFrame:
-    """The documents behind a chart point: published in [start, end), matching every filter given, newest first."""
+    """The documents behind a chart point: published in [start, end), matching every filter given, newest first.
+
+    ``collapse``: one row per story instead (its first report in the range, with STORY_COLUMNS), the story with
+    the newest copy first; ``limit`` then counts stories."""
     params = {"start": _epoch(start), "end": _epoch(end), "limit": limit}
     params |= _filters(topics, sentiments, sources, langs, tickers, min_confidence)
+    if collapse:
+        return _collapsed(client, DRILLDOWN_STORIES_SQL, params)
     return _df(client, DRILLDOWN_SQL, params)
 
 
@@ -305,10 +366,16 @@ def latest_documents(
     tickers: Sequence[str] = (),
     min_confidence: float = 0.0,
     limit: int = 100,
+    collapse: bool = False,
 ) -> pd.DataFrame:
-    """The newest classified documents (by classified_at) published in the last ``hours``, filtered."""
+    """The newest classified documents (by classified_at) published in the last ``hours``, filtered.
+
+    ``collapse``: one row per story instead (its first report, with STORY_COLUMNS), the story whose newest copy was
+    classified last first; ``limit`` then counts stories."""
     params = {"start": _epoch(None) - round(hours * 3600), "limit": limit}
     params |= _filters(topics, sentiments, sources, langs, tickers, min_confidence)
+    if collapse:
+        return _collapsed(client, FEED_STORIES_SQL, params)
     return _df(client, FEED_SQL, params)
 
 
