@@ -180,10 +180,8 @@ class BacktestResult:
 
 
 def counting(rule: Rule) -> str:
-    """'stories' when the rule counts distinct stories (Rule.count, default 'stories' once rules have it)."""
-    if rule.kind == "watchlist":
-        return "documents"  # watchlists count the documents that mention a term
-    return "stories" if getattr(rule, "count", "documents") == "stories" else "documents"
+    """What the rule counts: 'stories' (distinct story ids, Rule.count's default) or 'documents' (every copy)."""
+    return "documents" if getattr(rule, "count", "documents") == "documents" else "stories"
 
 
 # Per (group, minute, story): whether any copy of the story in that minute is negative / positive / classified.
@@ -213,10 +211,11 @@ WHERE ({topic:String} = '' OR topic = {topic:String})
   AND ({lang:String} = '' OR lang = {lang:String}) $not_empty
 GROUP BY grp, m, story_id
 """)
-# Watched terms per minute (documents_latest: text and language), the evaluator's watchlist query per minute.
-_WATCH_SQL = """
-SELECT term, m, uniqExact(id) FROM (
-    SELECT id, toUInt32(toStartOfMinute(published_at)) AS m, arrayConcat(
+# Watched terms per minute (documents_latest: text and language), the evaluator's watchlist query per minute:
+# documents per (term, minute), or the (term, minute, story) pairs when the rule counts stories.
+_WATCH_SQL = Template("""
+SELECT term AS grp, m, $figures FROM (
+    SELECT id, story_id, toUInt32(toStartOfMinute(published_at)) AS m, arrayConcat(
         arrayMap(t -> concat('ticker:', t), arrayFilter(t -> has({tickers:Array(String)}, t), tickers)),
         arrayMap(k -> concat('keyword:', k),
                  arrayFilter(k -> positionCaseInsensitiveUTF8(concat(title, ' ', body), k) > 0,
@@ -231,8 +230,10 @@ SELECT term, m, uniqExact(id) FROM (
       AND ({lang:String} = '' OR lang = {lang:String})
 )
 ARRAY JOIN terms AS term
-GROUP BY term, m
-"""
+GROUP BY $by
+""")
+_WATCH_DOCUMENTS_SQL = _WATCH_SQL.substitute(figures="uniqExact(id) AS n", by="term, m")
+_WATCH_STORIES_SQL = _WATCH_SQL.substitute(figures="story_id, 1 AS neg, 1 AS pos, 1 AS cls", by="term, m, story_id")
 _HAS_STORY_SQL = (
     "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'documents' "
     "AND name = 'story_id'"
@@ -240,6 +241,8 @@ _HAS_STORY_SQL = (
 
 
 def _story_sql(rule: Rule) -> str:
+    if rule.kind == "watchlist":
+        return _WATCH_STORIES_SQL
     by_ticker = rule.group_by == "ticker"
     array_join = "ARRAY JOIN tickers AS ticker" if by_ticker else ""
     not_empty = "AND ticker != ''" if by_ticker else ""
@@ -257,6 +260,16 @@ def _story_sql(rule: Rule) -> str:
 
 def _scope_params(rule: Rule) -> dict[str, str]:
     return {k: v or "" for k, v in rule.scope.model_dump().items()}
+
+
+def _watch_params(rule: Rule, start: int, end: int) -> dict[str, Any]:
+    return {
+        "start": start,
+        "end": end,
+        "tickers": list(rule.watch_tickers),
+        "keywords": list(rule.watch_keywords),
+        **_scope_params(rule),
+    }
 
 
 class _Counts:
@@ -351,14 +364,7 @@ def _window_counts_documents(client: Any, rule: Rule, start: int, end: int) -> l
 def _prefetch_documents(client: Any, rule: Rule, origin: int, end: int) -> _Counts:
     minutes = (end - origin) // MINUTE
     if rule.kind == "watchlist":
-        params = {
-            "start": origin,
-            "end": end,
-            "tickers": list(rule.watch_tickers),
-            "keywords": list(rule.watch_keywords),
-            **_scope_params(rule),
-        }
-        rows = client.query(_WATCH_SQL, parameters=params).result_rows
+        rows = client.query(_WATCH_DOCUMENTS_SQL, parameters=_watch_params(rule, origin, end)).result_rows
         counts = _Counts(origin, minutes, sorted({str(r[0]) for r in rows}), 1)
         per_minute = np.zeros_like(counts.cum[:, :, 1:])
         for term, m, n in rows:
@@ -394,17 +400,20 @@ def sliding_distinct(
 
 def _prefetch_stories(client: Any, rule: Rule, origin: int, end: int) -> _Counts:
     minutes = (end - origin) // MINUTE
-    df = client.query_df(_story_sql(rule), parameters={"start": origin, "end": end, **_scope_params(rule)})
+    watchlist = rule.kind == "watchlist"
+    params = _watch_params(rule, origin, end) if watchlist else {"start": origin, "end": end, **_scope_params(rule)}
+    df = client.query_df(_story_sql(rule), parameters=params)
     names = sorted({str(g) for g in df["grp"]}) if len(df) else []
-    counts = _Counts(origin, minutes, names, 4)
+    metrics = 1 if watchlist else 4  # a watchlist counts negative stories only
+    counts = _Counts(origin, minutes, names, metrics)
     window = rule.window_s // MINUTE
-    sliding = np.zeros((4, len(names), minutes + 1), dtype=np.int64)
+    sliding = np.zeros((metrics, len(names), minutes + 1), dtype=np.int64)
     if len(df):
         g = df["grp"].astype(str).map(counts.index).to_numpy()
         m = ((df["m"].astype("int64") - origin) // MINUTE).to_numpy()
         keys = pd.factorize(df["story_id"])[0]
         flags = [np.ones(len(df), dtype=bool)] + [df[c].astype(bool).to_numpy() for c in ("neg", "pos", "cls")]
-        for i, flag in enumerate(flags):
+        for i, flag in enumerate(flags[:metrics]):
             sliding[i] = sliding_distinct(g[flag], m[flag], keys[flag], len(names), minutes, window)
     counts.sliding[window] = sliding
     return counts

@@ -143,3 +143,51 @@ def test_cli_json_text_file_and_bad_input(
         bad = _cli(warehouse, stack, monkeypatch, *args)
         assert bad.exit_code == 2, (args, bad.output)
         assert message in bad.stderr, (args, bad.stderr)
+
+
+def _stories(w: Warehouse) -> None:
+    """Syndicated stories about ACME: each story's copies arrive over several minutes, so a window holds a story's
+    copies from different minutes (a per-minute count of stories would count it several times)."""
+    rows, story_ids = [], []
+    for k, (sentiment, copies, minutes) in enumerate(
+        [("negative", 4, (0, 1, 2)), ("negative", 3, (1, 4)), ("neutral", 2, (2, 3)), ("negative", 5, (6, 7, 12)),
+         ("positive", 1, (7,)), ("negative", 2, (8, 9))]
+    ):  # fmt: skip
+        for minute in minutes:
+            batch = w.rows(T0 + minute * MIN, copies, sentiment=sentiment, ticker="ACME", text=f"story {k}")
+            rows += batch
+            story_ids += [f"story-{k}"] * len(batch)
+    columns = ["id", "source", "kind", "lang", "title", "body", "published_at", "ingested_at", "tickers", "entities",
+               "meta", "topic", "sentiment", "sentiment_score", "model_version", "classified_at"]  # fmt: skip
+    w.client.insert(
+        "documents", [[*r, s] for r, s in zip(rows, story_ids, strict=True)], column_names=[*columns, "story_id"]
+    )
+
+
+def test_stories_count_once_per_window_as_the_engine_counts(warehouse: Warehouse) -> None:
+    _stories(warehouse)
+    rule = Rule(name="acme stories", kind="negative_share", scope={"ticker": "ACME"}, window_s=300, threshold=0.5,
+                min_volume=2, cooldown_s=0, count="stories")  # fmt: skip
+    start, end = T0 - 2 * MIN, T0 + 20 * MIN
+    result = backtest(warehouse.client, rule, start=start, end=end)
+    assert result.counting == "stories"
+    series = result.groups[""]
+    t = start
+    while t <= end:
+        live = evaluate(warehouse.client, rule, t).get("")
+        epoch = int(t.timestamp())
+        if live is None:
+            assert epoch not in series.times, t
+        else:
+            i = series.times.index(epoch)
+            assert (series.values[i], series.conditions[i]) == (pytest.approx(live.value), live.fires), t
+        t += MIN
+    # At T0+5 the window [T0, T0+5) holds stories 0, 1 (negative) and 2 (neutral): 2 of 3, not 14 of 19 copies.
+    i = series.times.index(int((T0 + 5 * MIN).timestamp()))
+    assert series.values[i] == pytest.approx(2 / 3)
+    documents = backtest(warehouse.client, rule.model_copy(update={"count": "documents"}), start=start, end=end)
+    j = documents.groups[""].times.index(int((T0 + 5 * MIN).timestamp()))
+    assert documents.groups[""].values[j] == pytest.approx(18 / 22)
+    assert [(f.fired_at, f.resolved_at) for f in result.firings] == [
+        (g_at, r_at) for _, g_at, r_at in _engine_firings(warehouse, rule)
+    ]
