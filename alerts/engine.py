@@ -15,7 +15,6 @@ rule resolves its firing alerts. The state is persisted (alert_state), so a rest
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -23,9 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from alerts import outbox
-from alerts.alert import ALERT_COLUMNS, Alert, alert_id, utc
+from alerts.alert import ALERT_COLUMNS, Alert, alert_id, drilldown_url, utc
 from alerts.db import next_version, version_time
 from alerts.evaluator import Observation, evaluate, sample_ids
+from alerts.evidence import stories_behind
 from alerts.metrics import AlertMetrics
 from alerts.outbox import OutboxEntry
 from alerts.rules import Rule
@@ -94,7 +94,7 @@ class Engine:
         if firing_ids:
             result = self.client.query(q.FIRING_ALERTS_SQL, parameters={"ids": firing_ids})
             for values in result.result_rows:
-                alert = _alert_from_row(dict(zip(result.column_names, values, strict=True)))
+                alert = Alert.from_row(dict(zip(result.column_names, values, strict=True)))
                 self.alerts[alert.fingerprint] = alert
         # A firing state whose alert row is missing cannot resolve with a payload; start that series afresh.
         for fp, state in list(self.states.items()):
@@ -184,8 +184,10 @@ class Engine:
         events: list[Event],
     ) -> None:
         fp = state.fingerprint
+        aid = alert_id(fp, now)
+        evidence = stories_behind(self.client, rule, obs, limit=self.settings.alerts_top_stories)
         alert = Alert(
-            id=alert_id(fp, now),
+            id=aid,
             fingerprint=fp,
             rule_id=rule.id,
             rule_name=rule.name,
@@ -205,6 +207,14 @@ class Engine:
             silenced=fp in silenced or rule.id in silenced,
             message=obs.message,
             sample_doc_ids=sample_ids(self.client, rule, obs),
+            window_value=obs.window_value,
+            window_measure=obs.measure,
+            count=rule.count,
+            window_s=rule.window_s,
+            baseline_s=rule.baseline_s if rule.kind in ("surge", "volume_spike", "sentiment_drop") else None,
+            story_count=evidence.story_count,
+            top_stories=evidence.top_stories,
+            dashboard_url=drilldown_url(self.settings.dashboard_public_url, aid),
         )
         self.alerts[fp] = alert
         self._set(
@@ -281,30 +291,3 @@ class Engine:
                         )
                     )
         return entries
-
-
-def _alert_from_row(row: dict[str, Any]) -> Alert:
-    return Alert(
-        id=row["id"],
-        fingerprint=row["fingerprint"],
-        rule_id=row["rule_id"],
-        rule_name=row["rule_name"],
-        kind=row["kind"],
-        severity=row["severity"],
-        status=row["status"],
-        group_by=row["scope_kind"],
-        group_value=row["scope_value"],
-        scope=json.loads(row["scope"] or "{}"),
-        metric=row["metric"],
-        value=row["value"],
-        threshold=row["threshold"],
-        baseline=row["baseline"],
-        doc_count=row["doc_count"],
-        window_start=utc(row["window_start"]),
-        window_end=utc(row["window_end"]),
-        started_at=utc(row["started_at"]),
-        resolved_at=_opt_utc(row["resolved_at"]),
-        silenced=bool(row["silenced"]),
-        message=row["message"],
-        sample_doc_ids=list(row["sample_doc_ids"]),
-    )

@@ -5,6 +5,7 @@ share one truth. Every function takes the settings (and optionally an open clien
 
     list_rules(settings) -> list[Rule]              save_rule(settings, rule) -> Rule
     delete_rule(settings, rule_id)                  list_alerts(settings, state=None, limit=200) -> DataFrame
+    get_alert(settings, alert_id) -> Alert          (numbers, top stories, drill-down link: why it fired)
     acknowledge(settings, alert_id, by)             silence(settings, fingerprint_or_rule_id, until, by)
     list_targets(settings) -> list[WebhookTarget]   save_target(settings, target) -> WebhookTarget
     delete_target(settings, name)                   test_send(settings, target_name) -> DeliveryResult
@@ -22,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from alerts import secret_store
-from alerts.alert import utc
+from alerts.alert import Alert, utc
 from alerts.db import connect, next_version
 from alerts.rules import Rule
 from alerts.targets import DeliveryResult, WebhookTarget
@@ -195,6 +196,15 @@ def list_alerts(
         raise ValueError(f"state must be one of {ALERT_STATES} or None, not {state!r}")
     with connect(settings, client) as c:
         return q.list_alerts(c, state=state, limit=limit)
+
+
+def get_alert(settings: Settings, alert_id: str, *, client: Any | None = None) -> Alert:
+    """One alert, latest version (firing or resolved), with why it fired; NotFoundError when there is none."""
+    with connect(settings, client) as c:
+        result = c.query(q.ALERT_SQL, parameters={"id": alert_id})
+    if not result.result_rows:
+        raise NotFoundError(f"no alert {alert_id!r}; the Alerts page and `finpulse alerts list` show them")
+    return Alert.from_row(dict(zip(result.column_names, result.result_rows[0], strict=True)))
 
 
 def acknowledge(settings: Settings, alert_id: str, by: str, *, client: Any | None = None) -> None:
