@@ -161,3 +161,53 @@ def test_alert_row_round_trips_with_its_evidence() -> None:
            "baseline_s": None, "story_count": 0, "top_stories": "[]", "dashboard_url": ""}  # fmt: skip
     loaded = Alert.from_row(old)
     assert loaded.top_stories == [] and loaded.dashboard_url == "" and loaded.value == ALERT.value
+
+
+class _Client:
+    """Answers the top-stories query with fixed rows and records its parameters (or fails, when told to)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], fail: bool = False) -> None:
+        self.rows, self.fail, self.params = rows, fail, {}
+
+    def query(self, sql: str, parameters: dict[str, Any]) -> Any:
+        if self.fail:
+            raise TimeoutError("query timed out")
+        self.params = parameters
+        return type("Result", (), {"result_rows": self.rows})()
+
+
+def _obs(group: str) -> Any:
+    from alerts.evaluator import Observation
+
+    return Observation(group=group, fires=True, metric="negative_mentions", value=3.0, threshold=2.0, baseline=None,
+                       doc_count=3, window_start=NOW - timedelta(minutes=5), window_end=NOW, message="")  # fmt: skip
+
+
+def test_evidence_maps_watchlist_terms_and_volume_rules_onto_the_query() -> None:
+    from alerts.evidence import stories_behind
+    from alerts.rules import Rule
+
+    naive = datetime(2031, 1, 2, 3, 12)  # ClickHouse hands back naive UTC times
+    client = _Client([("s1", "ACME misses", "wire", "", naive, "negative", -0.71234, 3, 4, 9)])
+    watch = Rule(name="w", kind="watchlist", watch_keywords=["default"], window_s=300, threshold=2)
+    evidence = stories_behind(client, watch, _obs("keyword:default"), limit=3)
+    assert (client.params["term_keyword"], client.params["term_ticker"], client.params["group"]) == ("default", "", "")
+    assert client.params["negative_only"] == 1 and client.params["limit"] == 3
+    assert client.params["start"] == int((NOW - timedelta(minutes=5)).timestamp())
+    (story,) = evidence.top_stories
+    assert evidence.story_count == 4 and story.url is None and story.sentiment_score == -0.7123
+    assert story.published_at == datetime(2031, 1, 2, 3, 12, tzinfo=UTC)
+    stories_behind(client, watch, _obs("ticker:ACME"), limit=3)
+    assert (client.params["term_ticker"], client.params["term_keyword"]) == ("ACME", "")
+    volume = Rule(name="v", kind="volume_spike", group_by="source", window_s=300, baseline_s=3600)
+    stories_behind(client, volume, _obs("wire"), limit=5)
+    assert client.params["negative_only"] == 0 and client.params["group"] == "wire"
+
+
+def test_an_alert_whose_evidence_fails_still_fires_without_stories() -> None:
+    from alerts.evidence import Evidence, stories_behind
+    from alerts.rules import Rule
+
+    rule = Rule(name="s", kind="negative_share", window_s=300)
+    assert stories_behind(_Client([], fail=True), rule, _obs(""), limit=5) == Evidence()
+    assert stories_behind(_Client([]), rule, _obs(""), limit=5) == Evidence()
