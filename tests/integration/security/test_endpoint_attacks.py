@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.integration.security.conftest import Endpoint
+from tests.integration.endpoint import Endpoint
 
 
 def _post(ep: Endpoint, sql: str | bytes, auth: tuple[str, str] | None = None, **kwargs: object) -> httpx.Response:

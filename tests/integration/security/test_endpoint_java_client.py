@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.security.conftest import Endpoint
+from tests.integration.endpoint import Endpoint
 
 JDBC_VERSION = "0.10.0"  # com.clickhouse:clickhouse-jdbc (jdbc-v2 over client-v2); 0.11.x is not fully served
 PROGRAM = Path(__file__).parent / "java" / "ClickHouseClientCheck.java"

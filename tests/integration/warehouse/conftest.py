@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from finpulse.settings import Settings, load_settings
-from finpulse.stack.clickhouse.launch import free_port, start_local_endpoint
-from warehouse.client import wait_until_ready
+from finpulse.settings import load_settings
+from finpulse.stack.clickhouse.launch import free_port
+from tests.integration.endpoint import Endpoint, launch
 
-
-@dataclass
-class Endpoint:
-    settings: Settings
-    process: subprocess.Popen
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.clickhouse_port}"
-
-    def stop(self, timeout: float = 60) -> int:
-        self.process.terminate()
-        return self.process.wait(timeout=timeout)
+__all__ = ["Endpoint", "endpoint", "start"]
 
 
 def start(data_dir: Path, port: int | None = None) -> Endpoint:
@@ -37,17 +22,7 @@ def start(data_dir: Path, port: int | None = None) -> Endpoint:
         clickhouse_analyst_password="ro-secret",
         log_level="INFO",
     )
-    log = data_dir / f"endpoint-{settings.clickhouse_port}.log"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        process = start_local_endpoint(settings, stdout=out, stderr=subprocess.STDOUT)
-    endpoint = Endpoint(settings, process, log)
-    try:
-        wait_until_ready(settings, timeout=60)
-    except Exception:
-        process.kill()
-        raise RuntimeError(f"endpoint did not start:\n{log.read_text()}") from None
-    return endpoint
+    return launch(settings)
 
 
 @pytest.fixture(scope="package")
