@@ -30,6 +30,9 @@ _DATA_ERRORS = frozenset(
         "NO_SUCH_COLUMN_IN_TABLE",
         "THERE_IS_NO_COLUMN",
         "TOO_LARGE_STRING_SIZE",
+        "VIOLATED_CONSTRAINT",  # a CHECK constraint of the table refuses the row
+        "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO",  # a materialized view's throwIf() refuses it
+        "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN",
     }
 )
 

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from finpulse.stack.clickhouse.errors import (
     TOO_MANY_SIMULTANEOUS_QUERIES,
     ClickHouseError,
 )
+from finpulse.stack.clickhouse.statement_guard import tokens
 from finpulse.stack.clickhouse.users import User
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,82 @@ class Inserter:
             log.debug("cancel of a failed insert failed", exc_info=True)
 
 
+class SpooledInserter:
+    """An INSERT whose data is spooled to a file (``append``), then run as one ``INSERT ... FROM INFILE`` query
+    (``finish``): constant memory, and every refusal reported.
+
+    Why not chdb's streaming inserter (``send_insert``): for rows the table refuses after parsing - a CHECK
+    constraint, a materialized view that throws - its ``finish`` reports success with ``rows_written`` set, and
+    stores none of the rows (chdb 4.4.0; the error only shows up in system.errors). A client would take the batch
+    for stored. A query reports those errors as ClickHouse does."""
+
+    def __init__(self, context: Context, statement: str, fmt: str, spool_dir: Path) -> None:
+        self._context = context
+        self._statement = statement
+        self._fmt = fmt
+        spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = spool_dir / f"insert-{uuid.uuid4().hex}.data"
+        # O_EXCL: never follow or reuse a file someone planted; 0600 like every file of the data dir.
+        self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        self.received_bytes = 0
+
+    def append(self, data: bytes) -> None:
+        if not data:
+            return
+        self.received_bytes += len(data)
+        self._file.write(data)
+
+    def finish(self) -> Result:
+        try:
+            self._file.close()
+            query = infile_statement(self._statement, str(self.path), self._fmt)
+            try:
+                result = self._context.conn.query(query, "TabSeparated")
+            except Exception as exc:
+                raise ClickHouseError.from_engine(exc) from exc
+            rows_read, bytes_read, elapsed = _stats(result)
+            return Result(
+                b"",
+                rows_read,
+                bytes_read,
+                elapsed,
+                written_rows=int(result.rows_written()),
+                written_bytes=int(result.bytes_written()),
+            )
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
+def infile_statement(statement: str, path: str, fmt: str) -> str:
+    """``INSERT INTO t [(cols)] [SETTINGS ...]`` as ``INSERT INTO t [(cols)] FROM INFILE 'path' COMPRESSION 'none'
+    [SETTINGS ...] FORMAT fmt`` (FROM INFILE comes before a SETTINGS clause in ClickHouse's grammar)."""
+    depth = 0
+    cut = len(statement)
+    for tok in tokens(statement):
+        if tok.kind == "punct" and tok.text == "(":
+            depth += 1
+        elif tok.kind == "punct" and tok.text == ")":
+            depth -= 1
+        elif depth == 0 and tok.upper == "SETTINGS":
+            cut = tok.pos
+            break
+    head, tail = statement[:cut].rstrip(), statement[cut:].strip()
+    infile = f"FROM INFILE {_quote_value(path)} COMPRESSION 'none'"
+    return " ".join(part for part in (head, infile, tail, f"FORMAT {fmt}") if part)
+
+
+def spools_inserts(statement: str) -> bool:
+    """A table is the target (``INSERT INTO [TABLE] t``), not a table function, which FROM INFILE cannot feed."""
+    words = [t.upper for t in tokens(statement)][:4]
+    return "FUNCTION" not in words
+
+
 class Context:
     """One engine query context (a chdb handle) for one request or one session."""
 
@@ -141,7 +219,11 @@ class Context:
             except Exception:
                 log.debug("closing a result stream failed", exc_info=True)
 
-    def begin_insert(self, statement: str, fmt: str) -> Inserter:
+    def begin_insert(self, statement: str, fmt: str, spool_dir: Path | None = None) -> Inserter | SpooledInserter:
+        """Into a table (with a ``spool_dir``): spooled, so that every refusal is reported (SpooledInserter).
+        Into a table function: streamed."""
+        if spool_dir is not None and spools_inserts(statement):
+            return SpooledInserter(self, statement, fmt, spool_dir)
         try:
             return Inserter(self.conn.send_insert(statement, fmt))
         except Exception as exc:
@@ -231,6 +313,11 @@ class DataDirLock:
 class Engine:
     def __init__(self, path: Path, anchor: Any, *, max_concurrent: int = 32, max_sessions: int = 100) -> None:
         self.path = path
+        # INSERT data waits here for its query (SpooledInserter); what a crash left behind is dropped at start.
+        self.spool_dir = path / "insert_spool"
+        if self.spool_dir.is_dir():
+            for stale in self.spool_dir.glob("insert-*.data"):
+                stale.unlink(missing_ok=True)
         self._anchor = Context(anchor)
         version = self._anchor.run("SELECT version(), timezone()").data.decode().strip().split("\t")
         self.version, self.timezone = version[0], version[1]

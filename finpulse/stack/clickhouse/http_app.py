@@ -38,6 +38,7 @@ from finpulse.stack.clickhouse.http_protocol import (
 )
 from finpulse.stack.clickhouse.metrics import EndpointMetrics
 from finpulse.stack.clickhouse.native_blocks import METHODS, BlockDecoder, BlockEncoder, ChainedDecoder, ChainedEncoder
+from finpulse.stack.clickhouse.native_revision import NativeRevisionWriter
 from finpulse.stack.clickhouse.statement_guard import Policy, check
 from finpulse.stack.clickhouse.users import User, Users
 
@@ -281,7 +282,9 @@ class LocalEndpoint:
         context, release = await self._open(spec, user, readonly)
         self.metrics.in_flight.inc()
         try:
-            inserter = await self._thread(context.begin_insert, classified.statement, classified.fmt)
+            inserter = await self._thread(
+                context.begin_insert, classified.statement, classified.fmt, self.engine.spool_dir
+            )
             try:
                 pending = bytearray(text[classified.data_offset :])
                 del text[:]
@@ -317,6 +320,8 @@ class LocalEndpoint:
         if encoding:
             headers["Content-Encoding"] = encoding
         make_encoder = self._encoder_factory(spec, encoding)
+        # Native for a client that names its protocol revision (clickhouse-go): blocks rewritten to that layout.
+        revision = spec.client_protocol_version if fmt == "Native" else 0
         stream = fmt in STREAM_FORMATS and not spec.wait_end_of_query and first_keyword(sql) in STREAM_STATEMENTS
         context, release = await self._open(spec, user, readonly)
         self.metrics.in_flight.inc()
@@ -329,6 +334,9 @@ class LocalEndpoint:
             self.metrics.queries.labels("query").inc()
             self.metrics.duration.labels("query").observe(time.perf_counter() - started)
             data = result.data
+            if revision:
+                writer = NativeRevisionWriter(revision)
+                data = writer.feed(data) + writer.finish()
             if make_encoder:
                 encoder = make_encoder()
                 data = encoder.compress(data) + encoder.flush()
@@ -340,6 +348,10 @@ class LocalEndpoint:
         chunks = context.stream(sql, spec.default_format, spec.params)
         try:
             first = await self._thread(next, chunks, None)
+            # The first block is rewritten before the status line too: an unsupported type gets its own status.
+            writer = NativeRevisionWriter(revision) if revision else None
+            if writer and first is not None:
+                first = writer.feed(first)
         except BaseException:
             chunks.close()
             self.metrics.in_flight.dec()
@@ -347,7 +359,7 @@ class LocalEndpoint:
             raise
         headers["X-ClickHouse-Summary"] = self._summary(None)
         return StreamingResponse(
-            self._stream_body(first, chunks, release, make_encoder, query_id, started),
+            self._stream_body(first, chunks, release, make_encoder, query_id, started, writer),
             headers=self._headers(query_id, headers),
             media_type=content_type(fmt),
         )
@@ -360,17 +372,20 @@ class LocalEndpoint:
         make_encoder: Callable[[], Any] | None,
         query_id: str,
         started: float,
+        writer: NativeRevisionWriter | None = None,
     ) -> AsyncIterator[bytes]:
         encoder = make_encoder() if make_encoder else None
         try:
-            chunk = first
+            chunk = first  # already through the writer
             while chunk is not None:
-                out = encoder.compress(chunk) if encoder else chunk
+                out = encoder.compress(chunk) if encoder and chunk else chunk
                 if out:
                     self.metrics.response_bytes.inc(len(out))
                     yield out
                 try:
                     chunk = await self._thread(next, chunks, None)
+                    if writer and chunk is not None:
+                        chunk = writer.feed(chunk)
                 except ClickHouseError as exc:
                     # Like ClickHouse: the error text goes into the body; then the connection is aborted so no
                     # client can take the partial result for a complete one.
@@ -379,10 +394,11 @@ class LocalEndpoint:
                     error = f"\n{exc.text}\n".encode()
                     yield encoder.compress(error) + encoder.flush() if encoder else error
                     raise
+            rest = writer.finish() if writer else b""
             if encoder:
-                tail = encoder.flush()
-                if tail:
-                    yield tail
+                rest = (encoder.compress(rest) if rest else b"") + encoder.flush()
+            if rest:
+                yield rest
             self.metrics.queries.labels("query").inc()
             self.metrics.duration.labels("query").observe(time.perf_counter() - started)
         finally:

@@ -86,6 +86,7 @@ class QueryRequest:
     native_decompress: bool = False  # decompress=1: the request body is in native compressed blocks
     native_method: str = "lz4"
     verify_checksums: bool = True
+    client_protocol_version: int = 0  # Native results in this revision's layout (native_revision.py)
 
 
 def parse_credentials(params: Mapping[str, str], headers: Mapping[str, str]) -> Credentials:
@@ -144,6 +145,9 @@ def parse_request(params: Iterable[tuple[str, str]], headers: Mapping[str, str])
         raise ClickHouseError(BAD_ARGUMENTS, f"Invalid session timeout: {timeout!r}") from exc
     if not 0 < session_timeout <= MAX_SESSION_TIMEOUT_S:
         raise ClickHouseError(BAD_ARGUMENTS, f"Session timeout must be in (0, {MAX_SESSION_TIMEOUT_S:g}] seconds")
+    revision = (flat.get("client_protocol_version") or "0").strip()
+    if not revision.isdigit() or len(revision) > 9:
+        raise ClickHouseError(BAD_ARGUMENTS, f"Invalid client_protocol_version {revision!r}: a revision number")
     database = flat.get("database") or headers.get("x-clickhouse-database") or None
     fmt = flat.get("default_format") or headers.get("x-clickhouse-format") or DEFAULT_FORMAT
     return QueryRequest(
@@ -163,6 +167,7 @@ def parse_request(params: Iterable[tuple[str, str]], headers: Mapping[str, str])
         native_decompress=_truthy(flat.get("decompress")),
         native_method=method,
         verify_checksums=not _truthy(flat.get("http_native_compression_disable_checksumming_on_decompress")),
+        client_protocol_version=int(revision),
     )
 
 
