@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from string import Template
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -260,11 +261,12 @@ LIMIT {{limit:UInt32}}
 
 
 # --- stories: one row per story instead of one per copy ---------------------------------------------------------
-# Two steps, so that no step carries the text of every copy: (1) the matching documents' slim columns, grouped by
-# story_id: which document reported the story first (earliest published_at, then id), how many matching copies, and
-# when the latest was published / classified; at most `limit` stories, newest activity first; (2) those first
-# reports' rows, read by id (the documents' primary key). Both read documents_latest (one row per id), so a
-# redelivered copy is one copy.
+# Two steps, because every read of documents_latest (FINAL) merges the whole table whatever the time window: (1) one
+# such read of the matching documents' slim columns, grouped by story_id: which document reported the story first
+# (earliest published_at, then id), how many matching copies, when the latest was published / classified; at most
+# `limit` stories, newest activity first; (2) those first reports' rows, looked up by id (the primary key: a few
+# granules, not another full read). A single statement would need the stories twice (~2x the time, measured).
+# documents_latest holds one row per id, so a redelivered copy is one copy.
 _STORY_ROWS = f"""
     SELECT id, story_id, published_at, classified_at, topic, sentiment, source, lang, tickers,
            {SENTIMENT_CONFIDENCE_SQL} AS confidence
@@ -298,14 +300,33 @@ STORY_COLUMNS = ("copies", "latest_published_at", "latest_classified_at")
 """What a collapsed row adds to a document's columns: its story's matching copies (the first report included) and
 the newest copy's published_at / classified_at."""
 
+# Ids per lookup, by length: clickhouse-connect sends bind parameters over 4 KB (URL-encoded) as a multipart form,
+# which not every endpoint reads (the local one answers "Multi-statements are not allowed"); 3,500 URL-encoded
+# characters of ids stay in the URL (an id costs its encoded length plus 9: two quotes and a comma, encoded).
+LOOKUP_CHARS = 3_500
+
+
+def _id_chunks(ids: list[str]) -> list[list[str]]:
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for doc_id in ids:
+        cost = len(quote(doc_id)) + 9
+        if chunks[-1] and size + cost > LOOKUP_CHARS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(doc_id)
+        size += cost
+    return chunks
+
 
 def _collapsed(client: Any, stories_sql: str, params: dict[str, Any]) -> pd.DataFrame:
     """One row per story: the first report's columns and STORY_COLUMNS, in the order stories_sql ranked them."""
     stories = _df(client, stories_sql, params)
     if stories.empty:
         return stories
-    reports = _df(client, STORY_REPORTS_SQL, {"ids": [str(i) for i in stories["first_id"]]})
-    if reports.empty:  # the first reports vanished between the two reads (TTL): nothing to show for them
+    parts = [_df(client, STORY_REPORTS_SQL, {"ids": c}) for c in _id_chunks([str(i) for i in stories["first_id"]])]
+    reports = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
+    if reports.empty:  # the first reports expired (TTL) between the two reads: nothing to show for them
         return reports
     # An inner merge keeps the stories' order (newest activity first).
     out = stories[["first_id", *STORY_COLUMNS]].merge(reports, left_on="first_id", right_on="id", how="inner")

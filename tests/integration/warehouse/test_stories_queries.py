@@ -56,6 +56,13 @@ WIRE = [
 ]
 ALONE = _doc("alone", "alone", 20, title="ACME CFO resigns")  # a story of one document (story_id = its id)
 OTHER = [_doc(f"other-{k}", "story-other", 15 - k, tickers=["ZZZ"], sentiment="neutral") for k in range(3)]
+# Three hours ago, 250 stories of two copies each with 32-character ids (as ingest's): more first reports than one
+# lookup carries in its URL.
+MANY = [
+    _doc(f"{k:03d}-{c}".ljust(32, "0"), f"many-{k:03d}", 180 - k * 0.1, tickers=["MANY"])
+    for k in range(250)
+    for c in range(2)
+]
 DOCS = [*WIRE, ALONE, *OTHER]
 
 
@@ -66,7 +73,7 @@ def client(stack: Stack) -> Iterator[Any]:
     migrate(settings)
     c = create_client(settings)
     names = list(DOCS[0])
-    c.insert("documents", [[d[n] for n in names] for d in DOCS], column_names=names)
+    c.insert("documents", [[d[n] for n in names] for d in DOCS + MANY], column_names=names)
     c.insert("documents", [[d[n] for n in names] for d in WIRE[3:8]], column_names=names)  # delivered again
     try:
         yield c
@@ -122,3 +129,12 @@ def test_drilldown_collapses_within_its_range(client: Any) -> None:
     assert stories["latest_published_at"].map(_utc).is_monotonic_decreasing
     narrow = queries.drilldown(client, start=start, end=end, topics=["markets"], tickers=["ZZZ"], collapse=True)
     assert list(narrow["id"]) == ["other-0"] and list(narrow["copies"]) == [1]
+
+
+def test_hundreds_of_stories_collapse_in_one_answer(client: Any) -> None:
+    start, end = (NOW - 200 * MIN).timestamp(), (NOW - 150 * MIN).timestamp()
+    stories = queries.drilldown(client, start=start, end=end, tickers=["MANY"], limit=500, collapse=True)
+    assert len(stories) == 250 and (stories["copies"] == 2).all()
+    assert stories["story_id"].tolist() == [f"many-{k:03d}" for k in range(249, -1, -1)]  # newest first
+    assert stories["id"].tolist() == [f"{k:03d}-0".ljust(32, "0") for k in range(249, -1, -1)]  # first reports
+    assert len(queries.drilldown(client, start=start, end=end, tickers=["MANY"], limit=500)) == 500

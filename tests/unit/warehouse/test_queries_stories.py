@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 import pytest
@@ -116,3 +117,35 @@ def test_stories_group_by_story_and_pick_the_earliest_report() -> None:
         assert f"ORDER BY {latest} DESC, story_id" in sql and "FROM documents_latest" in sql
         assert "LIMIT {limit:UInt32}" in sql and "$" not in sql
     assert "WHERE id IN {ids:Array(String)}" in trends.STORY_REPORTS_SQL
+
+
+def test_many_first_reports_are_looked_up_in_chunks_that_stay_in_the_url() -> None:
+    # 300 stories with ids of the longest allowed kind (64 characters, ':' encodes to 3): one lookup would send
+    # ~27 KB of parameters, which clickhouse-connect moves out of the URL (over 4 KB) into a multipart form.
+    ids = [f"{k:03d}:" + "x" * 60 for k in range(300)]
+    stories = pd.DataFrame(
+        {
+            "story_id": ids,
+            "first_id": ids,
+            "copies": [2] * 300,
+            "latest_published_at": [pd.Timestamp("2031-03-04", tz="UTC")] * 300,
+            "latest_classified_at": [pd.Timestamp("2031-03-04", tz="UTC")] * 300,
+        }
+    )
+
+    class Chunks(Reads):
+        def query_df(self, sql: str, parameters: dict[str, Any]) -> pd.DataFrame:
+            self.calls.append((sql, parameters))
+            if sql == trends.STORY_REPORTS_SQL:  # answered in reverse, as a server may
+                return pd.DataFrame({"id": parameters["ids"][::-1], "story_id": parameters["ids"][::-1]})
+            return stories
+
+    client = Chunks({})
+    out = queries.drilldown(client, start=0, end=600, limit=300, collapse=True)
+    lookups = [params["ids"] for sql, params in client.calls if sql == trends.STORY_REPORTS_SQL]
+    assert len(lookups) > 1 and [i for chunk in lookups for i in chunk] == ids  # each id once, in order
+    for chunk in lookups:  # as clickhouse-connect encodes an Array(String) parameter
+        encoded = urlencode({"param_ids": "[" + ",".join(f"'{i}'" for i in chunk) + "]"}, quote_via=quote)
+        assert len(encoded) < 4096
+    assert list(out["id"]) == ids and (out["copies"] == 2).all()  # the stories' order, not the lookups'
+    assert trends._id_chunks([]) == [[]] and trends._id_chunks(["a"]) == [["a"]]
