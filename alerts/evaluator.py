@@ -125,6 +125,16 @@ def _against_baseline(client: Any, rule: Rule, now: datetime) -> dict[str, Obser
     out: dict[str, Observation] = {}
     w_start, w_end = _dt(end - rule.window_s), _dt(end)
     minutes = rule.window_s // 60
+    # A baseline needs history: on a fresh install (or a new scope) the trailing windows are empty, their mean is ~0
+    # and any first burst of ordinary news would be a "surge". Nothing fires until data reaches back over at least
+    # half of the baseline (judged over every group in scope, so a rare group's quiet past still counts as quiet).
+    first_bucket = min((row.bucket for row in rows), default=n)
+    formed = first_bucket <= n // 2
+    not_formed = (
+        ""
+        if formed
+        else f"; baseline not formed yet (data only since {_dt(start + first_bucket * rule.window_s):%H:%M} UTC)"
+    )
     for group, series in buckets.items():
         cur = series[n] or q.BucketCounts(group, n, 0, 0, 0, 0)
         base = [b or q.BucketCounts(group, i, 0, 0, 0, 0) for i, b in enumerate(series[:n])]
@@ -138,7 +148,12 @@ def _against_baseline(client: Any, rule: Rule, now: datetime) -> dict[str, Obser
                 else 0.0
             )
             drop = base_index - cur_index
-            fires = cur.classified >= rule.min_volume and base_classified >= rule.min_volume and drop >= rule.threshold
+            fires = (
+                formed
+                and cur.classified >= rule.min_volume
+                and base_classified >= rule.min_volume
+                and drop >= rule.threshold
+            )
             out[group] = Observation(
                 group=group,
                 fires=fires,
@@ -152,7 +167,8 @@ def _against_baseline(client: Any, rule: Rule, now: datetime) -> dict[str, Obser
                 window_start=w_start,
                 window_end=w_end,
                 message=f"sentiment index fell from {base_index:+.2f} to {cur_index:+.2f} "
-                f"({cur.classified} {rule.count} in the last {minutes} min; drop threshold {rule.threshold:.2f})",
+                f"({cur.classified} {rule.count} in the last {minutes} min; drop threshold {rule.threshold:.2f})"
+                + not_formed,
             )
             continue
         if rule.kind == "volume_spike":
@@ -177,7 +193,7 @@ def _against_baseline(client: Any, rule: Rule, now: datetime) -> dict[str, Obser
         )
         out[group] = Observation(
             group=group,
-            fires=volume_ok and z >= rule.threshold,
+            fires=formed and volume_ok and z >= rule.threshold,
             metric=metric,
             measure=what,
             window_value=round(x, 6),
@@ -188,7 +204,7 @@ def _against_baseline(client: Any, rule: Rule, now: datetime) -> dict[str, Obser
             window_start=w_start,
             window_end=w_end,
             message=f"{what}: {x:.3g} in the last {minutes} min vs baseline mean {mean:.3g} (sd {std:.3g}), "
-            f"z = {z:.1f} (threshold {rule.threshold:g}, {cur.total} {rule.count})",
+            f"z = {z:.1f} (threshold {rule.threshold:g}, {cur.total} {rule.count})" + not_formed,
         )
     return out
 
