@@ -86,8 +86,20 @@ def replay(
     max_gap: Annotated[float | None, typer.Option(help="Cap one wait at this many history seconds.")] = None,
     order: Annotated[str, typer.Option(help="time (sorted by timestamp) or file order.")] = "time",
     limit: Annotated[int | None, typer.Option(help="Replay only the first N rows.")] = None,
+    shift_to_now: Annotated[
+        bool,
+        typer.Option(
+            "--shift-to-now",
+            help="Move the file's times so its newest row is now (gaps kept): old history as live news. Without "
+            "it, rows older than FINPULSE_DOCUMENTS_TTL_DAYS reach Kafka but ClickHouse's retention drops them.",
+        ),
+    ] = False,
 ) -> None:
-    """Replay a file into finpulse.raw, keeping its time gaps scaled by --speed."""
+    """Replay a file into finpulse.raw, keeping its time gaps scaled by --speed.
+
+    Next to a running ingest worker (`finpulse up`) the replay is handed to that worker, so it shares its dedupe
+    memory: replaying a file again adds nothing. Without one, it runs here on the same state dir. An interrupted
+    replay continues where it stopped; a finished one is read again and only what is new is produced."""
     if map_ is None:
         map_ = []
     mapping = {}
@@ -98,6 +110,8 @@ def replay(
         mapping[field] = col
     if kind not in ("news", "comment") or order not in ("time", "file"):
         raise typer.BadParameter("kind is news|comment, order is time|file")
+    if speed < 0 or (limit is not None and limit < 1):
+        raise typer.BadParameter("--speed must be >= 0 and --limit >= 1")
     src_cfg = ReplaySource(
         name=source or f"replay:{file.stem}",
         path=file.resolve(),
@@ -108,10 +122,142 @@ def replay(
         order=order,
         limit=limit,  # type: ignore[arg-type]
     )
+    from ingest.sources.replay import ReplayError, inspect, older_than
+    from ingest.spool import running_worker
+    from ingest.worker import Worker, WorkerBusy
+
+    try:
+        inspect(src_cfg)  # a wrong file is refused here, with its reason, before any worker is involved
+        if not shift_to_now:
+            ttl_days = _settings().documents_ttl_days
+            old, total = older_than(src_cfg, time.time() - ttl_days * 86400)
+            if old:
+                typer.secho(
+                    f"warning: {old} of {total} rows are older than the documents' retention ({ttl_days} days, "
+                    "FINPULSE_DOCUMENTS_TTL_DAYS): Kafka gets them but ClickHouse drops them, so the dashboard "
+                    "will not show them. --shift-to-now replays them as recent news.",
+                    fg="yellow",
+                    err=True,
+                )
+    except ReplayError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    cfg = _config(replay=(src_cfg,), rss=(), http_json=(), generator=())
+    if running_worker(cfg.state_dir) is None:
+        try:
+            worker = Worker(cfg)
+        except WorkerBusy:  # a worker started since the check: hand the replay to it
+            pass
+        else:
+            _replay_here(worker, cfg, src_cfg, shift_to_now)
+            return
+    _replay_via_worker(cfg, src_cfg, shift_to_now)
+
+
+class _Progress:
+    """A progress line on stderr every few seconds while a replay runs (when it moved, or every 30 s)."""
+
+    def __init__(self, name: str, every_s: float = 2.0, quiet_s: float = 30.0) -> None:
+        self.name, self.every_s, self.quiet_s = name, every_s, quiet_s
+        self._last = time.monotonic()
+        self._line = ""
+
+    def __call__(self, counts: dict[str, int], waiting: str = "") -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return
+        if waiting:
+            line = waiting
+        else:
+            todo = max(counts.get("rows", 0) - counts.get("start", 0), 0)
+            pct = f" ({100 * counts['read'] / todo:.0f}%)" if todo else ""
+            line = (
+                f"{counts['read']}/{todo} rows{pct}, {counts['accepted']} accepted, "
+                f"{counts['duplicates']} duplicates, {counts['rejected']} rejected"
+            )
+        if line == self._line and now - self._last < self.quiet_s:
+            return
+        self._last, self._line = now, line
+        typer.echo(f"{self.name}: {line}", err=True)
+
+
+def _final_line(name: str, counts: dict[str, int], took: float, topic: str, via: str = "") -> None:
+    read = counts.get("read", 0)
+    resumed = f", resumed at row {counts['start'] + 1}" if counts.get("start") else ""
+    typer.echo(
+        f"{name}: {read} read, {counts.get('accepted', 0)} accepted, {counts.get('duplicates', 0)} duplicates, "
+        f"{counts.get('rejected', 0)} rejected in {took:.1f}s ({read / took if took else 0:.0f} rows/s) "
+        f"to {topic}{via}{resumed}"
+    )
+
+
+def _replay_here(worker, cfg: IngestConfig, src_cfg: ReplaySource, shift_to_now: bool) -> None:
     from ingest.sources.replay import FileReplaySource
 
-    cfg = _config(replay=(src_cfg,), rss=(), http_json=(), generator=())
-    _run_finite(cfg, FileReplaySource(src_cfg, cfg.batch_size), src_cfg.name)
+    progress = _Progress(src_cfg.name)
+    source = FileReplaySource(
+        src_cfg,
+        cfg.batch_size,
+        rerun_finished=True,
+        shift_to_now=shift_to_now,
+        on_progress=lambda c: progress(c.as_dict()),
+    )
+    started = time.monotonic()
+    worker.start([source])
+    try:
+        worker.wait_sources()
+    except KeyboardInterrupt:
+        typer.echo("interrupted; position saved, run again to continue", err=True)
+    finally:
+        worker.stop()
+    if source.error:
+        typer.secho(f"error: {source.error}", fg="red", err=True)
+        raise typer.Exit(1)
+    _final_line(src_cfg.name, source.counts.as_dict(), time.monotonic() - started, cfg.topic)
+
+
+def _replay_via_worker(cfg: IngestConfig, src_cfg: ReplaySource, shift_to_now: bool) -> None:
+    from ingest import spool
+
+    holder = spool.running_worker(cfg.state_dir)
+    pid = f" (pid {holder.pid})" if holder and holder.pid else ""
+    started = time.monotonic()
+    job_id = spool.submit(cfg.state_dir, src_cfg, shift_to_now=shift_to_now)
+    typer.echo(
+        f"the ingest worker{pid} on {cfg.state_dir} is running: replay handed to it as job {job_id} "
+        "(it shares the worker's dedupe memory)",
+        err=True,
+    )
+    progress = _Progress(src_cfg.name)
+
+    def show(state: spool.JobState | None) -> None:
+        if state is None:
+            progress({}, "waiting for the worker to take the job")
+        elif not state.ready and not state.counts.get("read"):
+            progress({}, "waiting for the worker's pipeline (Kafka)")
+        else:
+            progress(state.counts)
+
+    try:
+        state = spool.wait(cfg.state_dir, job_id, show)
+    except spool.SpoolError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        spool.cancel(cfg.state_dir, job_id)
+        deadline = time.monotonic() + 10
+        state = spool.job_state(cfg.state_dir, job_id)
+        while (state is None or not state.final) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            state = spool.job_state(cfg.state_dir, job_id)
+        typer.echo("interrupted; position saved, run again to continue", err=True)
+        if state is None:
+            return
+    if state.state == "failed":
+        typer.secho(f"error: {state.error}", fg="red", err=True)
+        raise typer.Exit(1)
+    took = time.monotonic() - started
+    _final_line(src_cfg.name, state.counts, took, state.topic or cfg.topic, " via the running ingest worker")
 
 
 def generate(

@@ -1,9 +1,13 @@
 """The ingest worker: state, producer, pipeline, the configured sources (one thread each) and the HTTP server
-(push endpoint, /healthz, /metrics, /status). Stops cleanly: sources first, then the pipeline drains."""
+(push endpoint, /healthz, /metrics, /status). Stops cleanly: sources first, then the pipeline drains.
+
+One worker owns a state dir (an exclusive lock on worker.lock, whose content says who holds it). The long-running
+worker also takes replay jobs that `finpulse ingest replay` hands it through the spool (ingest/spool.py)."""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import threading
@@ -27,6 +31,7 @@ from ingest.sources.http_json import HttpJsonApiSource
 from ingest.sources.push import PushEndpoint
 from ingest.sources.replay import FileReplaySource
 from ingest.sources.rss import RssSource
+from ingest.spool import SpoolRunner
 from ingest.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -56,9 +61,10 @@ class Worker:
             raise WorkerBusy(
                 f"another ingest worker uses {config.state_dir}; stop it or set FINPULSE_INGEST_STATE_DIR"
             ) from exc
+        self._lock_info(spool=False)
         self.metrics = IngestMetrics()
         self.store = StateStore(
-            config.state_dir / "state.sqlite", window_s=config.dedupe_window_s, near_bits=config.near_dup_bits
+            config.state_dir / "state.sqlite", window_s=config.dedupe_window_s, stories=config.stories
         )
         self.producer = RawProducer(
             config.kafka_servers, config.topic, config.compression, f"finpulse-ingest-{config.worker_id}"
@@ -80,16 +86,36 @@ class Worker:
         self.ctx = SourceContext(self.pipeline, self.store, self.metrics, self.sources_stop, config.max_fetch_bytes)
         self.threads: list[threading.Thread] = []
         self.sources: list[Source] = []
+        self.spool: SpoolRunner | None = None
 
-    def start(self, sources: list[Source] | None = None) -> None:
+    def _lock_info(self, *, spool: bool) -> None:
+        """Who holds the state dir, for the CLI that finds it locked (ingest/spool.py reads it)."""
+        info = json.dumps({"pid": os.getpid(), "spool": spool, "topic": self.config.topic, "port": self.config.port})
+        os.pwrite(self._lock_fd, info.encode(), 0)
+        os.ftruncate(self._lock_fd, len(info.encode()))
+
+    def start(self, sources: list[Source] | None = None, *, spool: bool | None = None) -> None:
+        """Start the given sources (default: the configured ones). spool (default: when running the configured
+        sources, i.e. `ingest run`): also take replay jobs from the spool."""
         self.pipeline.start()
-        self.sources = build_sources(self.config) if sources is None else sources
+        self.sources = build_sources(self.config) if sources is None else list(sources)
+        take_jobs = sources is None if spool is None else spool
+        if take_jobs:
+            self.spool = SpoolRunner(
+                self.config.state_dir,
+                self.config.batch_size,
+                self.config.topic,
+                busy=tuple(s.name for s in self.sources),
+            )
+            self.sources.append(self.spool)
         for source in self.sources:
             thread = threading.Thread(
                 target=self._run_source, args=(source,), name=f"source-{source.name}", daemon=True
             )
             thread.start()
             self.threads.append(thread)
+        if self.spool is not None:
+            self._lock_info(spool=True)
         log.info("ingest worker started", extra={"sources": [s.name for s in self.sources], "topic": self.config.topic})
 
     def _run_source(self, source: Source) -> None:
@@ -132,7 +158,8 @@ class Worker:
             return Response(self.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
         async def status(request: Request) -> JSONResponse:
-            return JSONResponse({**self.health(), **self.metrics.snapshot()})
+            replays = self.spool.snapshot() if self.spool is not None else []
+            return JSONResponse({**self.health(), **self.metrics.snapshot(), "replays": replays})
 
         routes = [
             Route("/healthz", healthz),

@@ -1,6 +1,7 @@
 """File replay for backtests and demos: CSV, JSONL or Parquet, a column mapping, and a speed factor that keeps
 the original time gaps (speed 600 = ten minutes of history per second; 0 = as fast as possible). The offset in
-replay order is checkpointed after acknowledgement, so a restarted replay continues where it stopped."""
+replay order is checkpointed after acknowledgement, so a restarted replay continues where it stopped. Each run
+counts what it read and what became of it (accepted, duplicate, rejected) for the final line the user sees."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,38 @@ def read_rows(path: Path, fmt: str) -> Iterator[Row]:
         raise ReplayError(f"unknown format {fmt!r}")
 
 
+def inspect(cfg: ReplaySource, sample: int = 100) -> dict[str, str]:
+    """The column mapping, from the file's first records only: a cheap check, before a replay starts, that the
+    file exists, has a known format and a text column. Raises ReplayError with the reason."""
+    if not cfg.path.is_file():
+        raise ReplayError(f"{cfg.path} does not exist or is not a file")
+    fmt = _format(cfg.path, cfg.format)
+    header: set[str] = set()
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            header = set(pq.read_schema(cfg.path).names)
+        else:
+            bad = 0
+            for n, row in enumerate(read_rows(cfg.path, fmt)):
+                if n >= sample:
+                    break
+                header |= set(row.values or {})
+                bad += row.values is None
+            if fmt == "jsonl" and bad and not header:
+                raise ReplayError(f"{cfg.path}: not JSON lines (no JSON object in the first {sample} lines)")
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise ReplayError(f"{cfg.path}: cannot be read as {fmt}: {exc}") from exc
+    except ReplayError:
+        raise
+    except Exception as exc:  # pyarrow's errors for a file that is not Parquet
+        raise ReplayError(f"{cfg.path}: cannot be read as {fmt}: {exc}") from exc
+    if not header:
+        raise ReplayError(f"{cfg.path}: no records (empty, or not {fmt})")
+    return _columns(cfg, header)
+
+
 def _columns(cfg: ReplaySource, header: set[str]) -> dict[str, str]:
     mapping = {("source_id" if k == "id" else k): v for k, v in cfg.mapping.items()}
     missing = sorted(f"{k}={v}" for k, v in mapping.items() if v not in header)
@@ -113,12 +146,61 @@ def file_tag(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass
+class ReplayCounts:
+    """One run of a replay: rows of the file (after --limit), the row it started at, and what became of each."""
+
+    rows: int = 0
+    start: int = 0
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+    def add(self, status: str, n: int = 1) -> None:
+        if status == "accepted":
+            self.accepted += n
+        elif status == "duplicate":
+            self.duplicates += n
+        else:
+            self.rejected += n
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def older_than(cfg: ReplaySource, cutoff: float) -> tuple[int, int]:
+    """(rows with a time before ``cutoff``, rows) of the file: reads it once, to warn before a replay whose
+    rows the warehouse's retention would drop. ReplayError as for a replay."""
+    rows, _, times = FileReplaySource(cfg)._load()
+    return sum(1 for t in times if t is not None and t < cutoff), len(rows)
+
+
 class FileReplaySource:
-    def __init__(self, cfg: ReplaySource, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        cfg: ReplaySource,
+        batch_size: int = 500,
+        *,
+        rerun_finished: bool = False,
+        shift_to_now: bool = False,
+        on_progress: Callable[[ReplayCounts], None] | None = None,
+    ) -> None:
+        """rerun_finished: a file replayed to its end is read again from its first row (an explicit
+        `finpulse ingest replay`; the dedupe memory drops what was produced before). A configured source keeps
+        the default: finished stays finished across restarts. shift_to_now: every time moves by one offset so
+        that the newest row is now (gaps kept; the file's own time goes to meta.original_published_at), for
+        demos on a live dashboard: history older than the documents' retention is dropped by ClickHouse."""
         self.cfg = cfg
         self.name = cfg.name
         self.batch_size = batch_size
+        self.rerun_finished = rerun_finished
+        self.shift_to_now = shift_to_now
+        self._shift_s = 0.0
+        self.on_progress = on_progress
         self.done = False
+        self.error: str | None = None  # why the file could not be replayed
+        self.counts = ReplayCounts()
 
     def _load(self) -> tuple[list[Row], dict[str, str], list[float | None]]:
         if not self.cfg.path.is_file():
@@ -147,9 +229,12 @@ class FileReplaySource:
             times = [times[i] for i in order]
         if self.cfg.limit is not None:
             rows, times = rows[: self.cfg.limit], times[: self.cfg.limit]
+        known = [t for t in times if t is not None]
+        if self.shift_to_now and known:
+            self._shift_s = now.timestamp() - max(known)
         return rows, mapping, times
 
-    def _item(self, row: Row, mapping: dict[str, str], tag: str) -> Item:
+    def _item(self, row: Row, mapping: dict[str, str], tag: str, t: float | None = None) -> Item:
         values = row.values or {}
         item = Item(meta={"file_row": row.line})
         for field_name, col in mapping.items():
@@ -160,6 +245,9 @@ class FileReplaySource:
                 setattr(item, field_name, str(value))
         if item.source_id in (None, ""):
             item.source_id = f"{tag}:{row.line}"
+        if self._shift_s and t is not None:
+            item.meta["original_published_at"] = datetime.fromtimestamp(t, UTC).isoformat()
+            item.published_at = datetime.fromtimestamp(t + self._shift_s, UTC)
         return item
 
     def _schedule(self, times: list[float | None], start: int) -> list[float]:
@@ -180,6 +268,7 @@ class FileReplaySource:
             rows, mapping, times = self._load()
         except (ReplayError, OSError, csv.Error) as exc:
             ctx.error(self.name, "bad_file", str(exc))
+            self.error = str(exc)
             self.done = True
             return
         tag = file_tag(self.cfg.path)
@@ -187,11 +276,16 @@ class FileReplaySource:
         start = int(position.get("offset", 0)) if position.get("file") == tag else 0
         if position and position.get("file") != tag:
             log.warning("%s: %s changed since the last replay; starting from the first row", self.name, self.cfg.path)
+        if self.rerun_finished and start >= len(rows):
+            start = 0
+        self.counts = ReplayCounts(rows=len(rows), start=start)
         due = self._schedule(times, start)
         t0 = time.monotonic()
         i = start
         log.info("%s: replaying %d of %d rows from %s", self.name, len(rows) - start, len(rows), self.cfg.path)
         while i < len(rows):
+            if ctx.stopping.is_set():  # checked per batch: at --speed 0 nothing below waits
+                return
             wait = due[i - start] - (time.monotonic() - t0)
             if wait > 0 and not ctx.sleep(min(wait, 1.0)):
                 return
@@ -207,12 +301,18 @@ class FileReplaySource:
                 if row.values is None:
                     ctx.metrics.rejected.labels(self.name, row.error.split(":")[0]).inc()
                     log.info("%s: row %d skipped: %s", self.name, row.line, row.error)
-            items = [self._item(r, mapping, tag) for r in batch if r.values is not None]
+            items = [self._item(rows[k], mapping, tag, times[k]) for k in range(i, j) if rows[k].values is not None]
             try:
-                ctx.pipeline.process(self.name, self.cfg.kind, items, {"file": tag, "offset": j})
+                results = ctx.pipeline.process(self.name, self.cfg.kind, items, {"file": tag, "offset": j})
             except Stopped:
                 return
             ctx.ok(self.name)
+            self.counts.read += len(batch)
+            self.counts.add("rejected", len(batch) - len(items))
+            for result in results:
+                self.counts.add(result.status)
+            if self.on_progress is not None:
+                self.on_progress(self.counts)
             if i == start:
                 # The schedule runs from the first acknowledged batch: rows due while the worker recovered and
                 # connected to Kafka would otherwise go out in one burst, losing the file's first gaps.
