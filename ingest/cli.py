@@ -94,6 +94,14 @@ def replay(
             "it, rows older than FINPULSE_DOCUMENTS_TTL_DAYS reach Kafka but ClickHouse's retention drops them.",
         ),
     ] = False,
+    keep_times: Annotated[
+        bool,
+        typer.Option(
+            "--keep-times",
+            help="Replay a file whose rows are all older than the documents' retention anyway (for Kafka "
+            "consumers and backtests; ClickHouse drops them). Without it such a replay is refused.",
+        ),
+    ] = False,
 ) -> None:
     """Replay a file into finpulse.raw, keeping its time gaps scaled by --speed.
 
@@ -129,16 +137,24 @@ def replay(
     try:
         inspect(src_cfg)  # a wrong file is refused here, with its reason, before any worker is involved
         if not shift_to_now:
+            # Refused before anything is produced: once produced, the dedupe memory would also drop a later
+            # --shift-to-now replay of the same rows, so they could not reach the dashboard for the dedupe window.
             ttl_days = _settings().documents_ttl_days
             old, total = older_than(src_cfg, time.time() - ttl_days * 86400)
-            if old:
+            why = (
+                f"older than the documents' retention ({ttl_days} days, FINPULSE_DOCUMENTS_TTL_DAYS): Kafka would "
+                "get them but ClickHouse drops them, so the dashboard would not show them"
+            )
+            if old and old == total and not keep_times:
                 typer.secho(
-                    f"warning: {old} of {total} rows are older than the documents' retention ({ttl_days} days, "
-                    "FINPULSE_DOCUMENTS_TTL_DAYS): Kafka gets them but ClickHouse drops them, so the dashboard "
-                    "will not show them. --shift-to-now replays them as recent news.",
-                    fg="yellow",
+                    f"error: all {total} rows are {why}. Pass --shift-to-now to replay them as recent news (gaps "
+                    "kept), or --keep-times to replay them as they are.",
+                    fg="red",
                     err=True,
                 )
+                raise typer.Exit(2)
+            if old:
+                typer.secho(f"warning: {old} of {total} rows are {why}.", fg="yellow", err=True)
     except ReplayError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc

@@ -200,12 +200,16 @@ def test_cli_hands_the_replay_to_the_running_worker(
     monkeypatch.setenv("FINPULSE_DATA_DIR", str(tmp_path / "data"))
     path = write_csv(tmp_path / "ratings.csv", 12)
     runner = CliRunner()
-    first = runner.invoke(ingest_app, ["replay", str(path)])
+    refused = runner.invoke(ingest_app, ["replay", str(path)])
+    # 2024 rows, a 365-day retention: refused before anything is produced, with the two ways out
+    assert refused.exit_code == 2, refused.output
+    assert "all 12 rows are older than the documents' retention (365 days" in refused.output
+    assert "--shift-to-now" in refused.output and "--keep-times" in refused.output
+    assert worker.producer.sent == []
+    first = runner.invoke(ingest_app, ["replay", str(path), "--keep-times"])
     assert first.exit_code == 0, first.output
     assert "replay handed to it as job" in first.output
     assert "replay:ratings: 12 read, 12 accepted, 0 duplicates, 0 rejected" in first.output
-    # 2024 rows, a 365-day retention: the user hears that ClickHouse will drop them, before anything is produced
-    assert "12 of 12 rows are older than the documents' retention (365 days" in first.output
     second = runner.invoke(ingest_app, ["replay", str(path), "--shift-to-now"])
     assert second.exit_code == 0, second.output
     assert "replay:ratings: 12 read, 0 accepted, 12 duplicates, 0 rejected" in second.output
