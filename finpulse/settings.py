@@ -207,6 +207,9 @@ class Settings(BaseSettings):
         None, ge=1, description="CPU inference threads; default: the cores in the process's CPU affinity."
     )
     model_int8: bool = Field(False, description="Torch backend on CPU only: dynamic int8 linear layers.")
+    entity_max_per_doc: int = Field(
+        5, ge=1, le=50, description="Entity-level sentiment: at most this many entities per document, most relevant first."
+    )
     trainer_recipe: str = Field(
         "default", description="Recipe the background `trainer` part trains to convergence (name or TOML file)."
     )
@@ -234,9 +237,17 @@ class Settings(BaseSettings):
     )
     ingest_api_keys: str = Field("", description="Comma-separated API keys accepted by the push endpoint.")
     ingest_state_dir: Path | None = Field(None, description="Checkpoints and dedupe memory; default <data_dir>/ingest.")
-    ingest_dedupe_window_h: float = Field(72.0, gt=0, description="How long a seen document blocks its duplicates.")
-    ingest_near_dup_bits: int = Field(
-        7, ge=0, le=15, description="Near duplicate: SimHash (64 bits) within this many bits; 0 = off."
+    ingest_dedupe_window_h: float = Field(
+        72.0, gt=0, description="How long a seen document id blocks its redeliveries (copies are kept as stories)."
+    )
+    story_window_h: float = Field(
+        24.0, gt=0, description="A copy joins a story whose first document was published within this many hours."
+    )
+    story_novelty_decay: float = Field(
+        0.75, gt=0, le=1, description="Novelty of a story's k-th copy is this ** k (its first document: 1)."
+    )
+    story_similarity: float = Field(
+        0.5, gt=0, le=1, description="Copies of one story: estimated Jaccard similarity of word/CJK-character bigrams."
     )
     ingest_max_title_chars: int = Field(500, ge=16, le=1_000, description="Titles are cut to this length.")
     ingest_max_body_chars: int = Field(20_000, ge=64, le=100_000, description="Bodies are cut to this length.")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from finpulse.settings import Settings
+from ingest.stories import StoryConfig
 
 Kind = Literal["news", "comment"]
 
@@ -89,7 +90,7 @@ class IngestConfig:
     worker_id: str
     api_keys: frozenset[str]
     dedupe_window_s: float
-    near_dup_bits: int
+    stories: StoryConfig
     max_title_chars: int
     max_body_chars: int
     max_fetch_bytes: int
@@ -220,7 +221,11 @@ def build_config(settings: Settings, sources_file: Path | None = None, **overrid
         worker_id="w-" + hashlib.sha256(str(sdir).encode()).hexdigest()[:12],
         api_keys=frozenset(k.strip() for k in settings.ingest_api_keys.split(",") if k.strip()),
         dedupe_window_s=settings.ingest_dedupe_window_h * 3600.0,
-        near_dup_bits=settings.ingest_near_dup_bits,
+        stories=StoryConfig(
+            window_s=settings.story_window_h * 3600.0,
+            decay=settings.story_novelty_decay,
+            similarity=settings.story_similarity,
+        ),
         max_title_chars=settings.ingest_max_title_chars,
         max_body_chars=settings.ingest_max_body_chars,
         max_fetch_bytes=settings.ingest_max_fetch_bytes,

@@ -17,6 +17,9 @@ class IngestMetrics:
         self.duplicates = Counter(
             "finpulse_ingest_duplicates", "Items dropped as duplicates", ["source", "match"], registry=r
         )
+        self.story_copies = Counter(
+            "finpulse_ingest_story_copies", "Documents produced as a later copy of a story", ["source"], registry=r
+        )
         self.rejected = Counter("finpulse_ingest_rejected", "Items rejected", ["source", "reason"], registry=r)
         self.errors = Counter("finpulse_ingest_errors", "Source or broker errors", ["source", "reason"], registry=r)
         self.last_success = Gauge(

@@ -1,5 +1,7 @@
-"""The single writer: sources submit items; one thread normalises, dedupes, produces, waits for the broker's
-acknowledgement, then commits documents, source positions and watermarks in one transaction.
+"""The single writer: sources submit items; one thread normalises, dedupes (redeliveries only), assigns each
+document its story (ingest/stories.py: copies are kept, labelled with their story's id and a decaying novelty),
+produces, waits for the broker's acknowledgement, then commits documents, stories, source positions and watermarks
+in one transaction.
 
 One writer keeps the order "acknowledged, then checkpointed" simple: nothing is in flight while it commits. A
 broker that is down makes it wait and retry the unacknowledged documents (never the acknowledged ones), and the
@@ -48,7 +50,6 @@ class Submission:
     kind: str
     items: list[Item]
     position: Any = _NO_POSITION
-    content_dedupe: bool = True
     future: Future[list[ItemResult]] = field(default_factory=Future)
     results: list[ItemResult | None] = field(default_factory=list)
 
@@ -78,10 +79,10 @@ class Pipeline:
 
     # --- API for sources -------------------------------------------------------------------------------------
     def submit(
-        self, source: str, kind: str, items: list[Item], position: Any = _NO_POSITION, *, content_dedupe: bool = True
+        self, source: str, kind: str, items: list[Item], position: Any = _NO_POSITION
     ) -> Future[list[ItemResult]]:
         """Queue items (blocks while the queue is full); the future resolves once they are acknowledged."""
-        sub = Submission(source, kind, items, position, content_dedupe)
+        sub = Submission(source, kind, items, position)
         sub.results = [None] * len(items)
         while True:
             if self.stopping.is_set() or (self._thread.ident is not None and not self._thread.is_alive()):
@@ -94,9 +95,9 @@ class Pipeline:
             except queue.Full:
                 continue
 
-    def process(self, source: str, kind: str, items: list[Item], position: Any = _NO_POSITION, **kw: Any):
+    def process(self, source: str, kind: str, items: list[Item], position: Any = _NO_POSITION) -> list[ItemResult]:
         """Submit and wait: the results, or Stopped."""
-        return self.submit(source, kind, items, position, **kw).result()
+        return self.submit(source, kind, items, position).result()
 
     def start(self) -> None:
         self._thread.start()
@@ -186,13 +187,13 @@ class Pipeline:
                     log.info("rejected: %s", exc, extra={"source": sub.source, "reason": exc.reason})
                     sub.results[i] = ItemResult("rejected", reason=str(exc))
                     continue
-                match = self.store.duplicate_of(doc, pending, content=sub.content_dedupe)
+                match = self.store.duplicate_of(doc, pending)
                 if match:
                     self.metrics.duplicates.labels(sub.source, match).inc()
                     sub.results[i] = ItemResult("duplicate", doc.id, f"duplicate ({match})")
                     continue
-                self.store.hold(doc, pending, content=sub.content_dedupe)
-                docs.append(doc)
+                self.store.hold(doc, pending)
+                docs.append(self.store.assign_story(doc, pending))
                 owners.append((sub, i))
         watermarks = self._produce(docs)
         if watermarks is None:
@@ -200,10 +201,11 @@ class Pipeline:
                 sub.future.set_exception(Stopped("stopped while Kafka was unavailable"))
             return
         positions = {sub.source: sub.position for sub in subs if sub.position is not _NO_POSITION}
-        content = [doc for (sub, _), doc in zip(owners, docs, strict=True) if sub.content_dedupe]
-        self.store.commit(docs, positions, watermarks, content_docs=content)
+        self.store.commit(docs, positions, watermarks, pending=pending)
         for (sub, i), doc in zip(owners, docs, strict=True):
             sub.results[i] = ItemResult("accepted", doc.id)
+            if doc.story_id != doc.id:
+                self.metrics.story_copies.labels(sub.source).inc()
         for sub in subs:
             n = sum(1 for r in sub.results if r is not None and r.status == "accepted")
             if n:

@@ -1,8 +1,14 @@
-"""The worker's durable state in one SQLite file: source positions, the dedupe memory and the topic watermarks.
+"""The worker's durable state in one SQLite file: source positions, the dedupe memory (ids), the story memory
+(ingest/stories.py) and the topic watermarks.
 
 Everything about one produced batch is written in ONE transaction after the broker acknowledged it, so a restart
 sees either all of it or none of it; the watermarks tell recovery where to look for acknowledged messages whose
-transaction never committed (see recovery.py).
+transaction never committed (see recovery.py). The story memory is derived from the committed documents' own
+story_id (a head opens a story, a copy counts one more), so documents recovery finds on the topic update it the
+same way as a normal commit does.
+
+Dedupe drops only redeliveries (an id seen within the window). Near-duplicates and exact-text copies with other ids
+used to be dropped here too; they are kept now, as copies of a story (why: ingest/stories.py).
 """
 
 from __future__ import annotations
@@ -11,49 +17,54 @@ import json
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from finpulse.contracts import RawDocument
-from ingest import fingerprint as fp
+from ingest.stories import Fingerprint, Head, PendingStories, StoryConfig, best_head
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS seen_ids (id TEXT PRIMARY KEY, ts REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS seen_text (key TEXT PRIMARY KEY, ts REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS near (band INTEGER NOT NULL, val INTEGER NOT NULL, hash INTEGER NOT NULL,
-                                 scope TEXT NOT NULL, ts REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS near_band ON near (band, val, scope);
 CREATE INDEX IF NOT EXISTS seen_ids_ts ON seen_ids (ts);
-CREATE INDEX IF NOT EXISTS seen_text_ts ON seen_text (ts);
-CREATE INDEX IF NOT EXISTS near_ts ON near (ts);
+-- text and near-duplicate dedupe before stories (copies are kept now): their memory is dropped
+DROP TABLE IF EXISTS seen_text;
+DROP TABLE IF EXISTS near;
+-- a story's first document: what a later copy is compared with
+CREATE TABLE IF NOT EXISTS stories (story_id TEXT PRIMARY KEY, lang TEXT NOT NULL, signature BLOB NOT NULL,
+                                    figures TEXT NOT NULL, size INTEGER NOT NULL, published REAL NOT NULL,
+                                    copies INTEGER NOT NULL, ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS stories_ts ON stories (ts);
+-- its LSH band keys (language in the key): candidates by index lookup
+CREATE TABLE IF NOT EXISTS story_keys (key INTEGER NOT NULL, published REAL NOT NULL, story_id TEXT NOT NULL,
+                                       ts REAL NOT NULL, PRIMARY KEY (key, published, story_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS story_keys_ts ON story_keys (ts);
 CREATE TABLE IF NOT EXISTS watermarks (topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset INTEGER NOT NULL,
                                        PRIMARY KEY (topic, part));
 """
 _PRUNE_EVERY_S = 60.0
 
 
-def _signed(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value  # SQLite integers are signed 64-bit
-
-
 @dataclass
 class Pending:
-    """Fingerprints of documents accepted into the current batch, so duplicates within one batch are caught."""
+    """Documents accepted into the current batch, so redeliveries within one batch are caught and copies find the
+    stories opened earlier in the batch."""
 
     ids: set[str] = field(default_factory=set)
-    texts: set[str] = field(default_factory=set)
-    near: list[tuple[int, str]] = field(default_factory=list)
+    stories: PendingStories = field(default_factory=PendingStories)
 
 
 class StateStore:
-    def __init__(self, path: Path, *, window_s: float, near_bits: int) -> None:
+    def __init__(self, path: Path, *, window_s: float, stories: StoryConfig | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.window_s = window_s
-        self.near_bits = near_bits
+        self.stories = stories or StoryConfig()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
@@ -72,48 +83,62 @@ class StateStore:
         return json.loads(row[0]) if row else None
 
     # --- dedupe ----------------------------------------------------------------------------------------------
-    def duplicate_of(
-        self, doc: RawDocument, pending: Pending, *, content: bool = True, now: float | None = None
-    ) -> str | None:
-        """'id', 'text' or 'near' when the document was seen within the window (or earlier in this batch).
-        content=False checks the id only (generated text repeats by design)."""
-        since = (now or time.time()) - self.window_s
+    def duplicate_of(self, doc: RawDocument, pending: Pending, *, now: float | None = None) -> str | None:
+        """'id' when the document was seen within the window (or earlier in this batch): a redelivery. A copy with
+        another id is no duplicate; it joins its story (assign_story)."""
         if doc.id in pending.ids:
             return "id"
-        if not content:
-            with self._lock:
-                row = self._db.execute("SELECT 1 FROM seen_ids WHERE id = ? AND ts >= ?", (doc.id, since)).fetchone()
-            return "id" if row else None
-        key = fp.text_key(doc)
-        if key in pending.texts:
-            return "text"
-        sh = fp.simhash(doc) if self.near_bits else None
-        scope = fp.ticker_scope(doc)
-        if sh is not None and any(s == scope and fp.distance(sh, h) <= self.near_bits for h, s in pending.near):
-            return "near"
+        since = (now or time.time()) - self.window_s
         with self._lock:
-            if self._db.execute("SELECT 1 FROM seen_ids WHERE id = ? AND ts >= ?", (doc.id, since)).fetchone():
-                return "id"
-            if self._db.execute("SELECT 1 FROM seen_text WHERE key = ? AND ts >= ?", (key, since)).fetchone():
-                return "text"
-            if sh is not None:
-                for band, val in enumerate(fp.bands(sh, self.near_bits)):
-                    rows = self._db.execute(
-                        "SELECT hash FROM near WHERE band = ? AND val = ? AND scope = ? AND ts >= ?",
-                        (band, val, scope, since),
-                    ).fetchall()
-                    if any(fp.distance(sh, h & 0xFFFFFFFFFFFFFFFF) <= self.near_bits for (h,) in rows):
-                        return "near"
-        return None
+            row = self._db.execute("SELECT 1 FROM seen_ids WHERE id = ? AND ts >= ?", (doc.id, since)).fetchone()
+        return "id" if row else None
 
-    def hold(self, doc: RawDocument, pending: Pending, *, content: bool = True) -> None:
+    def hold(self, doc: RawDocument, pending: Pending) -> None:
         pending.ids.add(doc.id)
-        if not content:
-            return
-        pending.texts.add(fp.text_key(doc))
-        sh = fp.simhash(doc) if self.near_bits else None
-        if sh is not None:
-            pending.near.append((sh, fp.ticker_scope(doc)))
+
+    # --- stories ---------------------------------------------------------------------------------------------
+    def assign_story(self, doc: RawDocument, pending: Pending) -> RawDocument:
+        """The document with its story_id and novelty: a copy of the most similar story (its first document) in
+        this batch or the state, else the first document of a new story."""
+        cfg, stories = self.stories, pending.stories
+        print_ = Fingerprint.of(doc)
+        stories.prints[doc.id] = print_
+        head = None
+        if print_ is not None:
+            head = best_head(print_, stories.candidates(print_) + self._heads(print_), cfg)
+        if head is None:
+            if print_ is not None:
+                stories.open(doc.id, print_)
+            return doc.model_copy(update={"story_id": doc.id, "novelty": 1.0})
+        stories.copies[head.story_id] += 1
+        copy = head.copies + stories.copies[head.story_id]
+        return doc.model_copy(update={"story_id": head.story_id, "novelty": cfg.novelty(copy)})
+
+    def _heads(self, doc: Fingerprint) -> list[Head]:
+        """Committed heads that share a band key with ``doc`` within the window: at most candidates_per_band per
+        key, the latest first, so a key many stories share cannot make one lookup expensive."""
+        cfg = self.stories
+        low, high = doc.published - cfg.window_s, doc.published + cfg.window_s
+        one = (
+            "SELECT story_id FROM (SELECT story_id FROM story_keys WHERE key = ? AND published BETWEEN ? AND ? "
+            "ORDER BY published DESC LIMIT ?)"
+        )
+        params: list[Any] = []
+        for key in doc.keys:
+            params += [key, low, high, cfg.candidates_per_band]
+        with self._lock:
+            ids = [r[0] for r in self._db.execute(" UNION ".join([one] * len(doc.keys)), params).fetchall()]
+            if not ids:
+                return []
+            rows = self._db.execute(
+                "SELECT story_id, lang, signature, figures, size, published, copies FROM stories "
+                f"WHERE story_id IN ({','.join('?' * len(ids))})",
+                ids,
+            ).fetchall()
+        return [
+            Head(sid, Fingerprint(lang, np.frombuffer(sig, dtype=np.uint32), frozenset(json.loads(figs)), size, pub), n)
+            for sid, lang, sig, figs, size, pub, n in rows
+        ]
 
     # --- the one commit --------------------------------------------------------------------------------------
     def commit(
@@ -122,29 +147,44 @@ class StateStore:
         positions: dict[str, Any],
         watermarks: dict[tuple[str, int], int],
         now: float | None = None,
-        content_docs: Iterable[RawDocument] | None = None,
+        pending: Pending | None = None,
     ) -> None:
-        """Remember the produced documents (ids of all, text fingerprints of ``content_docs``, default all),
-        advance source positions and watermarks: all or nothing."""
+        """Remember the produced documents (their ids; the stories they open; one more copy for the stories they
+        join), advance source positions and watermarks: all or nothing. ``pending`` (the batch's) saves computing
+        fingerprints again; without it (recovery) they are computed from the documents."""
         now = now or time.time()
         docs = list(docs)
-        ids = [(doc.id, now) for doc in docs]
-        texts, near = [], []
-        for doc in docs if content_docs is None else content_docs:
-            texts.append((fp.text_key(doc), now))
-            sh = fp.simhash(doc) if self.near_bits else None
-            if sh is not None:
-                scope = fp.ticker_scope(doc)
-                near.extend(
-                    (band, val, _signed(sh), scope, now) for band, val in enumerate(fp.bands(sh, self.near_bits))
-                )
+        prints = pending.stories.prints if pending is not None else {}
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany("INSERT OR REPLACE INTO seen_ids VALUES (?, ?)", ids)
-                db.executemany("INSERT OR REPLACE INTO seen_text VALUES (?, ?)", texts)
-                db.executemany("INSERT INTO near VALUES (?, ?, ?, ?, ?)", near)
+                known = self._known_ids(docs)
+                new = [doc for doc in docs if doc.id not in known]  # a document counts once in its story
+                heads, copies = [], Counter()
+                for doc in new:
+                    if doc.story_id == doc.id:
+                        print_ = prints[doc.id] if doc.id in prints else Fingerprint.of(doc)
+                        if print_ is not None:
+                            heads.append((doc.id, print_))
+                    elif doc.story_id is not None:
+                        copies[doc.story_id] += 1
+                db.executemany("INSERT OR REPLACE INTO seen_ids VALUES (?, ?)", [(doc.id, now) for doc in docs])
+                # heads before copies: recovery may find a story's copy on the topic before its first document
+                db.executemany(
+                    "INSERT OR IGNORE INTO stories VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                    [
+                        (sid, p.lang, p.signature.tobytes(), json.dumps(sorted(p.figures)), p.size, p.published, now)
+                        for sid, p in heads
+                    ],
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO story_keys VALUES (?, ?, ?, ?)",
+                    [(key, p.published, sid, now) for sid, p in heads for key in p.keys],
+                )
+                db.executemany(
+                    "UPDATE stories SET copies = copies + ? WHERE story_id = ?", [(n, s) for s, n in copies.items()]
+                )
                 db.executemany(
                     "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
                     [(src, json.dumps(value), now) for src, value in positions.items()],
@@ -155,14 +195,28 @@ class StateStore:
                     [(topic, part, off) for (topic, part), off in watermarks.items()],
                 )
                 if now - self._last_prune > _PRUNE_EVERY_S:
-                    cutoff = now - self.window_s
-                    for table in ("seen_ids", "seen_text", "near"):
-                        db.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,))
+                    db.execute("DELETE FROM seen_ids WHERE ts < ?", (now - self.window_s,))
+                    for table in ("stories", "story_keys"):
+                        db.execute(f"DELETE FROM {table} WHERE ts < ?", (now - self.stories.window_s,))
                     self._last_prune = now
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _known_ids(self, docs: list[RawDocument]) -> set[str]:
+        known: set[str] = set()
+        ids = [doc.id for doc in docs]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = self._db.execute(f"SELECT id FROM seen_ids WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            known.update(r[0] for r in rows)
+        return known
+
+    def story_count(self) -> int:
+        """Stories in the state (heads within the window): for tests and /status."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM stories").fetchone()[0])
 
     def watermarks(self, topic: str) -> dict[int, int]:
         with self._lock:

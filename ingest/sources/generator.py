@@ -262,9 +262,7 @@ class GeneratorSourceRunner:
                     return
                 continue
             try:
-                ctx.pipeline.process(
-                    self.name, "news", list(self.items(seq, n, elapsed)), {"seq": seq + n}, content_dedupe=False
-                )
+                ctx.pipeline.process(self.name, "news", list(self.items(seq, n, elapsed)), {"seq": seq + n})
             except Stopped:
                 return
             seq += n

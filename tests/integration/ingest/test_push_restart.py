@@ -1,5 +1,5 @@
 """The push endpoint over HTTP, and restarts: SIGKILL mid-replay loses and repeats nothing; a crash between the
-broker's ack and the checkpoint is recovered; the dedupe window survives restarts."""
+broker's ack and the checkpoint is recovered; the dedupe and story memories survive restarts."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_push_endpoint_answers_per_item(ingest_config, stack) -> None:
 
 
 def _distinct_texts(n: int) -> list[str]:
-    # Similar template lines would be dropped as near duplicates, by design; these differ in every word.
+    # Similar template lines would be copies of one story; these differ in every word (20 distinct stories).
     rng = random.Random(5)
     words = [
         "bank",
@@ -175,10 +175,16 @@ def test_crash_between_ack_and_checkpoint_is_recovered(ingest_config, stack) -> 
         worker.stop()
     assert len(read_topic(stack.settings, cfg.topic)) == 20
 
-    worker = Worker(cfg)  # the dedupe memory survives a plain restart too, text and near duplicates included
+    worker = Worker(cfg)  # the dedupe and story memories survive a plain restart too
     worker.start([])
     try:
-        again = worker.pipeline.process("other", "news", [Item(title=texts[3] + "!", source_id="zz")])
-        assert again[0].status == "duplicate"
+        again = worker.pipeline.process("crashy", "news", [items[3]])
+        assert again[0].status == "duplicate"  # a redelivery (same id) is dropped
+        copy = worker.pipeline.process("other", "news", [Item(title=texts[3] + "!", source_id="zz")])
+        assert copy[0].status == "accepted"  # a near copy from another source is kept, as a copy of the story
     finally:
         worker.stop()
+    docs = {d["id"]: d for _, d in read_topic(stack.settings, cfg.topic)}
+    head = document_id("crashy", "b3")
+    assert (docs[head]["story_id"], docs[head]["novelty"]) == (head, 1.0)
+    assert (docs[copy[0].id]["story_id"], docs[copy[0].id]["novelty"]) == (head, 0.75)
