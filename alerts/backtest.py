@@ -326,6 +326,9 @@ class ReplayClient:
         self.watchlist = watchlist
         self.eligible = eligible
 
+    def is_eligible(self, group: str, end: int) -> bool:
+        return bool(self.eligible[self.counts.index[group], self.counts.col(end)])
+
     def any_eligible(self, end: int) -> bool:
         return bool(self.eligible[:, self.counts.col(end)].any())
 
@@ -339,7 +342,14 @@ class ReplayClient:
             return _Result([(groups[i], int(got[i]), []) for i in np.flatnonzero(keep & (got > 0)).tolist()])
         if not self.watchlist and "bucket" in p:
             total, neg, pos, cls = self.counts.buckets(start, end, int(p["bucket"]))
-            gi, bi = np.nonzero(total * keep[:, None])
+            rows = total * keep[:, None]
+            # The evaluator judges whether the baseline has formed from the earliest bucket of *any* group: keep
+            # one (non-firing) row of the group holding the earliest bucket, so that judgement stays the engine's.
+            seen = np.flatnonzero(total.any(axis=0))
+            if len(seen) and not rows[:, seen[0]].any():
+                g0 = int(np.flatnonzero(total[:, seen[0]])[0])
+                rows[g0, seen[0]] = total[g0, seen[0]]
+            gi, bi = np.nonzero(rows)
             return _Result(
                 [
                     (groups[g], int(b), int(total[g, b]), int(neg[g, b]), int(pos[g, b]), int(cls[g, b]))
@@ -518,6 +528,8 @@ def backtest(
             observations = evaluate(replay, rule, _dt(t))
         for obs in observations.values():
             metric = metric or obs.metric
+            if not replay.is_eligible(obs.group, t):
+                continue  # a group kept only for the baseline's history: below volume, not part of the series
             g = groups.setdefault(obs.group, GroupSeries(obs.group))
             g.times.append(t)
             g.values.append(float(obs.value))

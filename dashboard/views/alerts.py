@@ -304,11 +304,15 @@ def preview_chart(result: BacktestResult, groups: list[str]) -> alt.LayerChart:
     """The metric per group against the threshold (dashed), the alerts that would have fired as red points."""
     df = result.frame()
     df = df[df["group"].isin(groups)].assign(group=lambda d: d["group"].replace("", "(all)"))
+    # A line joins consecutive evaluated minutes only: across a gap (below volume) nothing was measured.
+    gap = df.groupby("group")["time"].diff() > pd.Timedelta(seconds=result.step_s)
+    df = df.assign(segment=gap.astype(int).groupby(df["group"]).cumsum())
     base = alt.Chart(df)
     x = alt.X("time:T", title=None, axis=alt.Axis(format="%m-%d %H:%M", labelOverlap=True))
     y = alt.Y("value:Q", title=result.metric)
-    lines = base.mark_line(strokeWidth=1.2, opacity=0.8, point=False).encode(
-        x=x, y=y, color=alt.Color("group:N", title=result.rule.group_by if result.rule.group_by != "none" else "")
+    color = alt.Color("group:N", title=result.rule.group_by if result.rule.group_by != "none" else "")
+    lines = base.mark_line(strokeWidth=1.2, opacity=0.8, point=alt.OverlayMarkDef(size=10)).encode(
+        x=x, y=y, color=color, detail="segment:N"
     )
     fired = (
         base.transform_filter(alt.datum.fired)

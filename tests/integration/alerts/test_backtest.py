@@ -44,6 +44,8 @@ def _engine_firings(w: Warehouse, rule: Rule) -> list[tuple[str, datetime, datet
     t = START
     while t <= END:
         for event in engine.tick(t):
+            if event.alert.rule_id != rule.id:
+                continue  # another rule stored by the same test
             if event.kind == "firing":
                 opened[event.alert.group_value] = t
             else:
@@ -201,3 +203,29 @@ def test_stories_count_once_per_window_as_the_engine_counts(warehouse: Warehouse
     assert [(f.fired_at, f.resolved_at) for f in result.firings] == [
         (g_at, r_at) for _, g_at, r_at in _engine_firings(warehouse, rule)
     ]
+
+
+def test_baseline_formed_is_judged_over_every_group_as_the_engine_does(warehouse: Warehouse) -> None:
+    """A surge per ticker: ACME has only recent traffic, and a quiet ticker (below the rule's volume, so the replay
+    skips it) carries the scope's older history. The engine counts the baseline as formed thanks to the quiet
+    ticker; without it, nothing may fire."""
+    rule = Rule(name="ticker surge", kind="surge", group_by="ticker", window_s=300, baseline_s=7200, threshold=3.0,
+                min_volume=10, cooldown_s=600, count="documents")  # fmt: skip
+    rows = []
+    for k in range(1, 7):  # ACME: 30 minutes of ordinary traffic before T0, too short a history on its own
+        rows += w_rows(warehouse, T0 - 5 * k * MIN, 2, "ACME")
+    warehouse.insert(rows)
+    warehouse.docs(T0, 40, sentiment="negative", ticker="ACME")
+    quiet = backtest(warehouse.client, rule, start=T0 - 2 * MIN, end=T0 + 10 * MIN)
+    assert quiet.firings == [] and _engine_firings(warehouse, rule) == []
+
+    warehouse.insert(w_rows(warehouse, T0 - 110 * MIN, 1, "QUIET"))  # one old document of another ticker
+    formed = backtest(warehouse.client, rule, start=T0 - 2 * MIN, end=T0 + 10 * MIN)
+    assert [(f.group, f.fired_at) for f in formed.firings] == [("ACME", T0 + MIN)]
+    assert "QUIET" not in formed.groups  # below volume: not drawn
+    engine = _engine_firings(warehouse, rule.model_copy(update={"id": "ticker-surge-2"}))
+    assert [(f.group, f.fired_at, f.resolved_at) for f in formed.firings] == engine
+
+
+def w_rows(w: Warehouse, at: datetime, n: int, ticker: str) -> list[list[Any]]:
+    return w.rows(at, n, sentiment="negative", ticker=ticker) + w.rows(at, 3 * n, sentiment="neutral", ticker=ticker)
