@@ -136,16 +136,17 @@ def replay(
 
     try:
         inspect(src_cfg)  # a wrong file is refused here, with its reason, before any worker is involved
-        if not shift_to_now:
-            # Refused before anything is produced: once produced, the dedupe memory would also drop a later
-            # --shift-to-now replay of the same rows, so they could not reach the dashboard for the dedupe window.
-            ttl_days = _settings().documents_ttl_days
-            old, total = older_than(src_cfg, time.time() - ttl_days * 86400)
-            why = (
-                f"older than the documents' retention ({ttl_days} days, FINPULSE_DOCUMENTS_TTL_DAYS): Kafka would "
-                "get them but ClickHouse drops them, so the dashboard would not show them"
-            )
-            if old and old == total and not keep_times:
+        # Refused before anything is produced: once produced, the dedupe memory would also drop a later
+        # --shift-to-now replay of the same rows, so they could not reach the dashboard for the dedupe window.
+        ttl_days = _settings().documents_ttl_days
+        old, total = older_than(src_cfg, time.time() - ttl_days * 86400, shift_to_now=shift_to_now)
+        why = (
+            f"older than the documents' retention ({ttl_days} days, FINPULSE_DOCUMENTS_TTL_DAYS)"
+            f"{' even shifted to end now (the gaps are kept)' if shift_to_now else ''}: Kafka gets them but "
+            "ClickHouse drops them, so the dashboard will not show them"
+        )
+        if old:
+            if old == total and not keep_times and not shift_to_now:
                 typer.secho(
                     f"error: all {total} rows are {why}. Pass --shift-to-now to replay them as recent news (gaps "
                     "kept), or --keep-times to replay them as they are.",
@@ -153,8 +154,7 @@ def replay(
                     err=True,
                 )
                 raise typer.Exit(2)
-            if old:
-                typer.secho(f"warning: {old} of {total} rows are {why}.", fg="yellow", err=True)
+            typer.secho(f"warning: {old} of {total} rows are {why}.", fg="yellow", err=True)
     except ReplayError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
@@ -323,6 +323,12 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         typer.echo(
             f"  {name:<28} fetched {c['fetched']:>8} produced {c['produced']:>8} dup {c['duplicates']:>6} "
             f"rejected {dict(c['rejected'])} errors {dict(c['errors'])}"
+        )
+    for job in report.get("replays", []):
+        c = job["counts"]
+        typer.echo(
+            f"  replay job {job['id']} ({job['source']}): {c['read']}/{max(c['rows'] - c['start'], 0)} rows, "
+            f"{c['accepted']} accepted, {c['duplicates']} duplicates, {c['rejected']} rejected"
         )
 
 

@@ -318,7 +318,7 @@ class SpoolRunner:
             _write_json(state_path, asdict(JobState(job_id, "?", "?", "failed", self.topic, error=str(exc))))
             log.warning("spool: job %s refused: %s", job_id, exc)
             return
-        state = JobState(job_id, cfg.name, str(cfg.path), topic=self.topic)
+        state = JobState(job_id, cfg.name, str(cfg.path), topic=self.topic, ready=ctx.pipeline.ready.is_set())
         if previous is not None:  # a worker restart: continue from the checkpoint, keep what was counted
             state.counts, state.started, state.resumed = previous.counts, previous.started, previous.resumed + 1
         with self._lock:

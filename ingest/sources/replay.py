@@ -169,11 +169,12 @@ class ReplayCounts:
         return asdict(self)
 
 
-def older_than(cfg: ReplaySource, cutoff: float) -> tuple[int, int]:
-    """(rows with a time before ``cutoff``, rows) of the file: reads it once, to warn before a replay whose
-    rows the warehouse's retention would drop. ReplayError as for a replay."""
-    rows, _, times = FileReplaySource(cfg)._load()
-    return sum(1 for t in times if t is not None and t < cutoff), len(rows)
+def older_than(cfg: ReplaySource, cutoff: float, *, shift_to_now: bool = False) -> tuple[int, int]:
+    """(rows with a time before ``cutoff``, as replayed: shifted or not; rows) of the file: reads it once, to warn
+    before a replay whose rows the warehouse's retention would drop. ReplayError as for a replay."""
+    source = FileReplaySource(cfg, shift_to_now=shift_to_now)
+    rows, _, times = source._load()
+    return sum(1 for t in times if t is not None and t + source._shift_s < cutoff), len(rows)
 
 
 class FileReplaySource:

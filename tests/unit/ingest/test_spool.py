@@ -248,3 +248,21 @@ def test_cli_names_a_missing_file_and_a_mapping_to_absent_columns(
     path = write_csv(tmp_path / "r.csv", 2)
     mapped = CliRunner().invoke(ingest_app, ["replay", str(path), "--map", "title=headline"])
     assert mapped.exit_code == 2 and "title=headline" in mapped.output
+
+
+def test_cli_warns_about_rows_still_past_the_retention_after_the_shift(
+    worker: FakeWorker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINPULSE_INGEST_STATE_DIR", str(worker.state_dir))
+    monkeypatch.setenv("FINPULSE_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "span.csv"
+    path.write_text(
+        "title,date,ticker\nbank merger probe tariff loan strike,2018-01-02,AAPL\n"
+        "chip yield bond retail auto oil,2020-06-05,MSFT\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(ingest_app, ["replay", str(path), "--shift-to-now"])
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 rows are older than the documents' retention (365 days" in result.output
+    assert "even shifted to end now" in result.output
+    assert "2 read, 2 accepted" in result.output  # Kafka gets both; the warning says ClickHouse keeps one
