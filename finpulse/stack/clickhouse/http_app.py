@@ -7,6 +7,7 @@ block. Engine calls block, so they run in worker threads (anyio) and the event l
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -26,6 +27,7 @@ from finpulse.stack.clickhouse.admission import Admission, HostGuard
 from finpulse.stack.clickhouse.chdb_session import Context, Engine, Result
 from finpulse.stack.clickhouse.errors import QUERY_IS_TOO_LARGE, READONLY, SYNTAX_ERROR, ClickHouseError
 from finpulse.stack.clickhouse.http_compression import negotiate_encoding, request_decoder, response_encoder
+from finpulse.stack.clickhouse.http_form import is_form, parse_form
 from finpulse.stack.clickhouse.http_protocol import (
     Classified,
     Kind,
@@ -192,6 +194,8 @@ class LocalEndpoint:
             if read_only and spec.settings.get("readonly", "2") not in ("1", "2"):
                 raise ClickHouseError(READONLY, f"{user.name}: Cannot modify 'readonly' setting in readonly mode")
             policy = self._policy(user, read_only)
+            if request.method == "POST" and is_form(request.headers.get("content-type")):
+                return await self._form_query(request, spec, user, readonly, policy, query_id, started)
             body = self._body(request, spec)
             text = bytearray(spec.query.encode("utf-8"))
             if text and request.method == "POST":
@@ -212,7 +216,7 @@ class LocalEndpoint:
             if classified.kind is Kind.NEED_MORE:
                 classified = classify(bytes(text), complete=True)
             if classified.kind is Kind.DATA_INSERT:
-                check(classified.statement, policy)
+                check(classified.statement, policy, spec.params)
                 return await self._insert(spec, user, readonly, classified, text, body, query_id, started)
             async for piece in body:
                 text += piece
@@ -220,7 +224,7 @@ class LocalEndpoint:
             sql = bytes(text).decode("utf-8", errors="surrogateescape").strip()
             if not sql:
                 raise ClickHouseError(SYNTAX_ERROR, "Empty query")
-            check(sql, policy)
+            check(sql, policy, spec.params)
             return await self._query(request, spec, user, readonly, sql, query_id, started)
         except ClickHouseError as exc:
             if user is not None and exc.message.startswith("default: "):
@@ -251,6 +255,51 @@ class LocalEndpoint:
                 f"Query is too large (more than {self.max_query_bytes} bytes, FINPULSE_CLICKHOUSE_MAX_QUERY_BYTES): "
                 "send data as INSERT ... FORMAT <format> followed by the rows",
             )
+
+    def _form_too_large(self) -> ClickHouseError:
+        return ClickHouseError(
+            QUERY_IS_TOO_LARGE,
+            f"Form is too large (more than {self.max_query_bytes} bytes, FINPULSE_CLICKHOUSE_MAX_QUERY_BYTES): the "
+            "query and its parameters travel in the form; send bulk data as INSERT ... FORMAT <format> instead",
+        )
+
+    async def _form_query(
+        self,
+        request: Request,
+        spec: QueryRequest,
+        user: User,
+        readonly: int,
+        policy: Policy,
+        query_id: str,
+        started: float,
+    ) -> Response:
+        """A multipart form body (http_form.py): the statement and ``param_*`` values come from its fields, and then
+        go through exactly the checks of a URL query. URL settings were parsed already and stay the only settings;
+        URL query parameters win over form ones, as in ClickHouse."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_query_bytes:
+            raise self._form_too_large()  # refused before reading a byte of it
+        raw = bytearray()
+        async for piece in self._body(request, spec):
+            raw += piece
+            if len(raw) > self.max_query_bytes:  # decoded size: a small gzip body cannot unpack past the limit
+                raise self._form_too_large()
+        form = parse_form(bytes(raw), request.headers["content-type"])
+        del raw[:]
+        if form.ignored:
+            log.debug("form fields ignored (not settings)", extra={"query_id": query_id, "fields": form.ignored[:20]})
+        spec = dataclasses.replace(spec, query=spec.query + form.query, params={**form.params, **spec.params})
+        text = bytearray(spec.query.encode("utf-8", errors="surrogateescape"))
+        self._check_size(text)
+        classified = classify(bytes(text), complete=True)
+        if classified.kind is Kind.DATA_INSERT:  # INSERT ... FORMAT X with its rows inside the query field
+            check(classified.statement, policy, spec.params)
+            return await self._insert(spec, user, readonly, classified, text, _no_body(), query_id, started)
+        sql = spec.query.strip()
+        if not sql:
+            raise ClickHouseError(SYNTAX_ERROR, "Empty query: the form has no query field")
+        check(sql, policy, spec.params)
+        return await self._query(request, spec, user, readonly, sql, query_id, started)
 
     async def _body(self, request: Request, spec: QueryRequest) -> AsyncIterator[bytes]:
         if request.method != "POST":
@@ -406,6 +455,11 @@ class LocalEndpoint:
             chunks.close()
             self.metrics.in_flight.dec()
             release()
+
+
+async def _no_body() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
 
 
 def create_app(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,7 @@ _WS = re.compile(r"\s+")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _NUMBER = re.compile(r"[0-9][0-9A-Za-z_.]*(?:[eEpP][+-][0-9]+)?")
 _HEREDOC = re.compile(r"\$([A-Za-z0-9_]*)\$")
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_.,\-/*?{}=+@ ]+$")
 
 
@@ -151,8 +152,11 @@ class Policy:
     hidden_tables: frozenset[str] = frozenset()  # never named in a statement of this user (secrets, query texts)
 
 
-def check(sql: str, policy: Policy) -> None:
-    """Raise ClickHouseError (READONLY / ACCESS_DENIED / SYNTAX_ERROR) when ``policy`` forbids the statement."""
+def check(sql: str, policy: Policy, params: Mapping[str, str] | None = None) -> None:
+    """Raise ClickHouseError (READONLY / ACCESS_DENIED / SYNTAX_ERROR) when ``policy`` forbids the statement.
+
+    ``params``: the request's query parameters (URL ``param_*`` or form fields). A value bound to an
+    ``{name:Identifier}`` placeholder becomes a table or column name in the engine, so it is checked as one."""
     toks = list(tokens(sql))
     if not toks:
         return
@@ -171,6 +175,8 @@ def check(sql: str, policy: Policy) -> None:
         named = tok.kind in ("word", "quoted") and (tok.text in policy.hidden_tables or "\\" in tok.text)
         if policy.hidden_tables and named:
             _deny(policy, f"{tok.text} is not readable by user {policy.user} (it holds secrets or query texts)")
+        if params and tok.kind == "punct" and tok.text == "{":
+            _check_identifier_param(toks, i, params, policy)
         if word == "SETTINGS":
             in_settings = True
         if tok.kind in ("word", "quoted") and nxt is not None and nxt.text == "(" and nxt.kind == "punct":
@@ -200,6 +206,24 @@ def check(sql: str, policy: Policy) -> None:
         locked = in_settings and policy.lock_limits and tok.kind == "word" and LOCKED_SETTING.match(tok.text)
         if locked and nxt is not None and nxt.text == "=":
             _deny(policy, f"Setting {tok.text} is a limit of user {policy.user} and cannot be changed")
+
+
+def _check_identifier_param(toks: list[Token], brace: int, params: Mapping[str, str], policy: Policy) -> None:
+    """``{name:Identifier}``: the engine takes the bound value literally as one name, and clickhouse-local reads a
+    name that is no table as a file (``FROM {t:Identifier}`` with ``/etc/passwd`` read it, measured on chdb 4.4).
+    So a value that is not a plain name is checked as a path, and a plain name as a table name."""
+    shape = toks[brace + 1 : brace + 5]
+    if len(shape) < 4 or shape[0].kind != "word" or shape[1].text != ":" or shape[3].text != "}":
+        return
+    if shape[2].upper != "IDENTIFIER":
+        return
+    value = params.get(shape[0].text)
+    if value is None:
+        return
+    if not _PLAIN_NAME.match(value):
+        _check_path(Token("string", value, shape[0].pos), policy, f"parameter {shape[0].text} (an Identifier)")
+    if value in policy.hidden_tables:
+        _deny(policy, f"{value} (parameter {shape[0].text}) is not readable by user {policy.user}")
 
 
 def _looks_like_path(text: str, toks: list[Token], index: int) -> bool:
