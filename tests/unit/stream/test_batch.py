@@ -78,3 +78,24 @@ def test_rows_match_the_documents_table() -> None:
     assert (values["story_id"], values["novelty"]) == ("first-doc-of-story", 0.5625)
     assert values["sentiment_probs"]["positive"] == 0.85 and json.loads(values["meta"]) == {}
     assert values["published_at"].tzinfo is not None
+
+
+def test_relabel_rewrites_labels_and_keeps_the_story() -> None:
+    from datetime import UTC, datetime
+
+    from stream.relabel import _relabeled_row
+
+    old = {
+        "id": "copy-0001",
+        "story_id": "head-0001",
+        "novelty": 0.5625,
+        "topic": "macro",
+        "sentiment": "neutral",
+        "model_version": "old",
+        "classified_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "relabeled": 0,
+    }
+    labels = {"topic": "earnings", "sentiment": "negative"}
+    new = _relabeled_row(old, labels, "new", datetime(2026, 1, 2, tzinfo=UTC))
+    assert (new["story_id"], new["novelty"]) == ("head-0001", 0.5625)
+    assert (new["topic"], new["model_version"], new["relabeled"]) == ("earnings", "new", 1)
