@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from alerts.db import connect
+from alerts.repository import connect, stored_rule_ids
 from alerts.rules import Rule
 from alerts.store import save_rule
 from finpulse.settings import Settings
@@ -70,14 +70,12 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ),
 )
 
-EXISTING_IDS_SQL = "SELECT DISTINCT id FROM alert_rules WHERE id IN {ids:Array(String)}"
-
 
 def seed_default_rules(settings: Settings, client: Any | None = None) -> list[str]:
     """Write the default rules whose ids have never been stored; returns the ids written."""
     ids = [r.id for r in DEFAULT_RULES]
     with connect(settings, client) as c:
-        existing = {row[0] for row in c.query(EXISTING_IDS_SQL, parameters={"ids": ids}).result_rows}
+        existing = stored_rule_ids(c, ids)
         written = []
         for rule in DEFAULT_RULES:
             if rule.id not in existing:

@@ -18,12 +18,11 @@ from typing import Any
 
 import httpx
 
-from alerts import outbox
+from alerts import repository as repo
 from alerts.alert import Alert
 from alerts.metrics import AlertMetrics
 from alerts.outbox import OutboxEntry
 from alerts.publisher import KafkaPublisher
-from alerts.store import list_targets, log_delivery
 from alerts.targets import DeliveryResult
 from alerts.webhooks import post_once
 from finpulse.settings import Settings
@@ -64,11 +63,11 @@ class Dispatcher:
         Destinations are worked on side by side (up to ``alerts_webhook_parallel_targets`` threads), each one's
         deliveries in order, one at a time and under the per-request timeout: a slow or broken target delays only
         its own deliveries. The outbox and the delivery log are written from this thread afterwards."""
-        entries = outbox.pending(self.client)
+        entries = repo.pending_outbox(self.client)
         self.metrics.outbox_pending.set(len(entries))
         if not entries:
             return 0
-        targets = {t.name: t for t in list_targets(self.settings, client=self.client, skip_invalid=True)}
+        targets = {t.name: t for t in repo.targets(self.client, data_dir=self.settings.data_dir, skip_invalid=True)}
         groups: dict[tuple[str, str], list[OutboxEntry]] = {}
         for entry in entries:
             groups.setdefault((entry.channel, entry.target), []).append(entry)
@@ -79,9 +78,9 @@ class Dispatcher:
         for outcomes in done:
             for updated, result in outcomes:
                 attempts += 1
-                outbox.write(self.client, [updated])
+                repo.write_outbox(self.client, [updated])
                 status = result if updated.status != "gave_up" else result.model_copy(update={"status": "gave_up"})
-                log_delivery(self.client, status)
+                repo.log_delivery(self.client, status)
         return attempts
 
     def _deliver_group(

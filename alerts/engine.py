@@ -21,42 +21,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from alerts import outbox
-from alerts.alert import ALERT_COLUMNS, Alert, alert_id, drilldown_url, utc
-from alerts.db import next_version, version_time
+from alerts import repository as repo
+from alerts.alert import Alert, alert_id, drilldown_url, utc
 from alerts.evaluator import Observation, evaluate, sample_ids
 from alerts.evidence import stories_behind
 from alerts.metrics import AlertMetrics
 from alerts.outbox import OutboxEntry
+from alerts.repository import SeriesPhase, SeriesState
 from alerts.rules import Rule
-from alerts.store import list_rules, list_targets
 from finpulse.settings import Settings
-from warehouse.queries import alerts as q
 
 log = logging.getLogger(__name__)
 
-SeriesPhase = Literal["inactive", "pending", "firing"]
-_STATE_COLUMNS = [
-    "fingerprint", "rule_id", "group_value", "state", "pending_since", "alert_id", "fired_at", "resolved_at", "version",
-]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SeriesState:
-    fingerprint: str
-    rule_id: str
-    group_value: str
-    state: SeriesPhase = "inactive"
-    pending_since: datetime | None = None
-    alert_id: str = ""
-    fired_at: datetime | None = None
-    resolved_at: datetime | None = None
-
-    def row(self) -> list[Any]:
-        return [
-            self.fingerprint, self.rule_id, self.group_value, self.state, self.pending_since, self.alert_id,
-            self.fired_at, self.resolved_at, next_version(),
-        ]  # fmt: skip
+__all__ = ["Engine", "Event", "SeriesPhase", "SeriesState"]
 
 
 @dataclass(frozen=True)
@@ -65,10 +42,6 @@ class Event:
 
     kind: Literal["firing", "resolved"]
     alert: Alert
-
-
-def _opt_utc(value: datetime | None) -> datetime | None:
-    return utc(value) if value is not None else None
 
 
 class Engine:
@@ -84,18 +57,9 @@ class Engine:
 
     # --- persistence ---------------------------------------------------------------------------------------------
     def _load(self) -> None:
-        for fp, rule_id, group, state, pending_since, aid, fired_at, resolved_at in self.client.query(
-            q.STATE_SQL
-        ).result_rows:
-            self.states[fp] = SeriesState(
-                fp, rule_id, group, state, _opt_utc(pending_since), aid, _opt_utc(fired_at), _opt_utc(resolved_at)
-            )
+        self.states = {s.fingerprint: s for s in repo.series_states(self.client)}
         firing_ids = [s.alert_id for s in self.states.values() if s.state == "firing"]
-        if firing_ids:
-            result = self.client.query(q.FIRING_ALERTS_SQL, parameters={"ids": firing_ids})
-            for values in result.result_rows:
-                alert = Alert.from_row(dict(zip(result.column_names, values, strict=True)))
-                self.alerts[alert.fingerprint] = alert
+        self.alerts = {a.fingerprint: a for a in repo.firing_alerts(self.client, firing_ids)}
         # A firing state whose alert row is missing cannot resolve with a payload; start that series afresh.
         for fp, state in list(self.states.items()):
             if state.state == "firing" and fp not in self.alerts:
@@ -108,14 +72,9 @@ class Engine:
         """Evaluate every enabled rule at ``now`` (default: the current time); returns the notifications made."""
         now = utc(now or datetime.now(UTC))
         started = time.perf_counter()
-        rules = [r for r in list_rules(self.settings, client=self.client) if r.enabled]
+        rules = [r for r in repo.rules(self.client) if r.enabled]
         self.metrics.rules.set(len(rules))
-        silenced = {
-            row[0]
-            for row in self.client.query(
-                q.ACTIVE_SILENCES_SQL, parameters={"now_ms": int(now.timestamp() * 1000)}
-            ).result_rows
-        }
+        silenced = repo.silenced(self.client, now)
         changed: dict[str, SeriesState] = {}
         events: list[Event] = []
         failed = 0
@@ -257,15 +216,12 @@ class Engine:
     def _persist(self, changed: dict[str, SeriesState], events: list[Event], rules: dict[str, Rule]) -> None:
         """Alerts and their outbox entries first, then the state: a crash in between re-evaluates, never loses."""
         if events:
-            self.client.insert(
-                "alerts", [e.alert.to_row(version_time()) for e in events], column_names=list(ALERT_COLUMNS)
-            )
-            outbox.write(self.client, self._notifications(events, rules))
-        if changed:
-            self.client.insert("alert_state", [s.row() for s in changed.values()], column_names=_STATE_COLUMNS)
+            repo.write_alerts(self.client, [e.alert for e in events])
+            repo.write_outbox(self.client, self._notifications(events, rules))
+        repo.write_series_states(self.client, changed.values())
 
     def _notifications(self, events: list[Event], rules: dict[str, Rule]) -> list[OutboxEntry]:
-        targets = [t for t in list_targets(self.settings, client=self.client) if t.enabled]
+        targets = [t for t in repo.targets(self.client, data_dir=self.settings.data_dir) if t.enabled]
         entries: list[OutboxEntry] = []
         for event in events:
             alert = event.alert

@@ -1,6 +1,9 @@
-"""The delivery outbox in ClickHouse: every notification (alert event x channel x target) is written here before
+"""The delivery outbox: every notification (alert event x channel x target) is written to ``alert_outbox`` before
 anything is sent, and stays ``pending`` until delivered or given up, so deliveries survive restarts and a
-receiver that is down gets its alerts once it is back."""
+receiver that is down gets its alerts once it is back.
+
+This module is the entry and its idempotency key; the rows are read and written by ``alerts.repository``
+(``write_outbox``, ``pending_outbox``), the one module with SQL on the alert tables."""
 
 from __future__ import annotations
 
@@ -9,19 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from alerts.db import next_version
-
 OutboxStatus = Literal["pending", "delivered", "gave_up"]
 _EPOCH = datetime.fromtimestamp(0, UTC)
-_COLUMNS = [
-    "delivery_id", "alert_id", "event", "channel", "target", "payload", "status", "attempts", "next_attempt_at",
-    "last_error", "created_at", "version",
-]  # fmt: skip
-_PENDING_SQL = (
-    "SELECT delivery_id, alert_id, event, channel, target, payload, status, attempts, next_attempt_at, last_error, "
-    "created_at FROM alert_outbox FINAL WHERE status = 'pending' ORDER BY created_at, delivery_id "
-    "LIMIT {limit:UInt32}"
-)
 
 
 def delivery_id(alert_id: str, event: str, channel: str, target: str) -> str:
@@ -66,33 +58,3 @@ class OutboxEntry:
 
     def updated(self, **changes: Any) -> OutboxEntry:
         return replace(self, **changes)
-
-
-def write(client: Any, entries: list[OutboxEntry]) -> None:
-    """Insert new entries or new versions of existing ones (same delivery_id, newer version)."""
-    if not entries:
-        return
-    rows = [
-        [
-            e.delivery_id, e.alert_id, e.event, e.channel, e.target, e.payload, e.status, e.attempts,
-            e.next_attempt_at, e.last_error[:2_000], e.created_at, next_version(),
-        ]
-        for e in entries
-    ]  # fmt: skip
-    client.insert("alert_outbox", rows, column_names=_COLUMNS)
-
-
-def pending(client: Any, limit: int = 1_000) -> list[OutboxEntry]:
-    """Pending entries, oldest first (due or not: the dispatcher keeps each stream in order)."""
-    rows = client.query(_PENDING_SQL, parameters={"limit": limit}).result_rows
-    return [
-        OutboxEntry(
-            delivery_id=r[0], alert_id=r[1], event=r[2], channel=r[3], target=r[4], payload=r[5], status=r[6],
-            attempts=int(r[7]), next_attempt_at=_utc(r[8]), last_error=r[9], created_at=_utc(r[10]),
-        )
-        for r in rows
-    ]  # fmt: skip
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

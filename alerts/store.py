@@ -1,7 +1,9 @@
 """The alert part's Python API for the dashboard and the CLI: rules, targets, alerts, silences, deliveries.
 
-Everything is stored in ClickHouse (tables of migrations 0003 and 0010), so the engine, the dashboard and the CLI
-share one truth. Every function takes the settings (and optionally an open client, for callers that batch).
+Everything is stored in ClickHouse (tables of migrations 0003, 0010 and 0031), so the engine, the dashboard and the
+CLI share one truth. This is a thin layer over ``alerts.repository``, which owns the SQL: here are the checks
+(validation, "not found" messages with the command that lists what exists) and one client per call. Every function
+takes the settings (and optionally an open client, for callers that batch).
 
     list_rules(settings) -> list[Rule]              save_rule(settings, rule) -> Rule
     delete_rule(settings, rule_id)                  list_alerts(settings, state=None, limit=200) -> DataFrame
@@ -22,17 +24,21 @@ from typing import Any
 
 import pandas as pd
 
-from alerts import secret_store
-from alerts.alert import Alert, utc
-from alerts.db import connect, next_version
+from alerts import repository as repo
+from alerts.alert import Alert
+from alerts.repository import DELIVERY_COLUMNS, connect, log_delivery, next_version
 from alerts.rules import Rule
 from alerts.targets import DeliveryResult, WebhookTarget
 from finpulse.settings import Settings
-from warehouse.queries import alerts as q
 
 log = logging.getLogger(__name__)
 
 ALERT_STATES = ("firing", "acknowledged", "resolved")
+__all__ = [
+    "ALERT_STATES", "DELIVERY_COLUMNS", "NotFoundError", "acknowledge", "delete_rule", "delete_target", "get_alert",
+    "get_rule", "get_target", "list_alerts", "list_deliveries", "list_rules", "list_silences", "list_targets",
+    "log_delivery", "pending_deliveries", "save_rule", "save_target", "silence", "test_send",
+]  # fmt: skip
 
 
 class NotFoundError(LookupError):
@@ -45,51 +51,29 @@ class NotFoundError(LookupError):
 def list_rules(settings: Settings, *, client: Any | None = None) -> list[Rule]:
     """Every rule (enabled or not), by id."""
     with connect(settings, client) as c:
-        rows = c.query(q.RULES_SQL).result_rows
-    return [Rule.model_validate_json(row[0]) for row in rows]
+        return repo.rules(c)
 
 
 def get_rule(settings: Settings, rule_id: str, *, client: Any | None = None) -> Rule:
     with connect(settings, client) as c:
-        rows = c.query(q.RULE_SQL, parameters={"id": rule_id}).result_rows
-    if not rows or rows[0][1]:
+        rule = repo.rule(c, rule_id)
+    if rule is None:
         raise NotFoundError(f"no alert rule {rule_id!r}; `finpulse alerts rules` lists them")
-    return Rule.model_validate_json(rows[0][0])
+    return rule
 
 
 def save_rule(settings: Settings, rule: Rule, *, client: Any | None = None) -> Rule:
     """Create or replace a rule (by id); it is validated again, so a dict-built rule gets the same checks."""
     rule = Rule.model_validate(rule.model_dump())
     with connect(settings, client) as c:
-        _write_rule(c, rule, deleted=False)
+        repo.write_rule(c, rule, deleted=False)
     return rule
 
 
 def delete_rule(settings: Settings, rule_id: str, *, client: Any | None = None) -> None:
     """Delete a rule; its firing alerts resolve at the engine's next evaluation."""
     with connect(settings, client) as c:
-        rule = get_rule(settings, rule_id, client=c)
-        _write_rule(c, rule, deleted=True)
-
-
-def _write_rule(client: Any, rule: Rule, *, deleted: bool) -> None:
-    client.insert(
-        "alert_rules",
-        [
-            [
-                rule.id,
-                rule.name,
-                rule.kind,
-                int(rule.enabled),
-                rule.origin,
-                rule.model_dump_json(),
-                int(deleted),
-                datetime.now(UTC),
-                next_version(),
-            ]
-        ],
-        column_names=["id", "name", "kind", "enabled", "origin", "definition", "deleted", "updated_at", "version"],
-    )
+        repo.write_rule(c, get_rule(settings, rule_id, client=c), deleted=True)
 
 
 # --- targets ---------------------------------------------------------------------------------------------------
@@ -99,25 +83,7 @@ def list_targets(settings: Settings, *, client: Any | None = None, skip_invalid:
     """The targets, secrets and Slack URLs resolved from the secrets file. ``skip_invalid``: a row that no longer
     validates (saved before URLs were checked) is left out with a warning instead of failing every target."""
     with connect(settings, client) as c:
-        rows = c.query(q.TARGETS_SQL).result_rows
-    out = []
-    for name, url, fmt, secret, enabled, origin in rows:
-        try:
-            out.append(
-                WebhookTarget(
-                    name=name,
-                    url=secret_store.resolve(settings.data_dir, url),
-                    format=fmt,
-                    secret=secret_store.resolve(settings.data_dir, secret) or None,
-                    enabled=bool(enabled),
-                    origin=origin,
-                )
-            )
-        except ValueError as exc:
-            if not skip_invalid:
-                raise
-            log.warning("webhook target %s is invalid and skipped: %s", name, exc)
-    return out
+        return repo.targets(c, data_dir=settings.data_dir, skip_invalid=skip_invalid)
 
 
 def get_target(settings: Settings, name: str, *, client: Any | None = None) -> WebhookTarget:
@@ -136,41 +102,19 @@ def save_target(settings: Settings, target: WebhookTarget, *, client: Any | None
             previous = {t.name: t for t in list_targets(settings, client=c)}.get(target.name)
             if previous is not None and previous.secret is not None:
                 target = target.model_copy(update={"secret": previous.secret})
-        _write_target(c, target, deleted=False, data_dir=settings.data_dir)
+        repo.write_target(c, target, data_dir=settings.data_dir, deleted=False)
     return target
 
 
 def delete_target(settings: Settings, name: str, *, client: Any | None = None) -> None:
     with connect(settings, client) as c:
-        _write_target(c, get_target(settings, name, client=c), deleted=True, data_dir=settings.data_dir)
+        repo.write_target(c, get_target(settings, name, client=c), data_dir=settings.data_dir, deleted=True)
 
 
 def _write_target(client: Any, target: WebhookTarget, *, deleted: bool, data_dir: Path) -> None:
-    # Only references reach ClickHouse: the secret, and a Slack URL (its path is the credential), stay in a 0600
-    # file of the data dir that the analyst user cannot read.
-    secret = ""
-    if target.secret is not None:
-        secret = secret_store.put(data_dir, f"target:{target.name}:secret", target.secret.get_secret_value())
-    url = target.url
-    if target.format == "slack":
-        url = secret_store.put(data_dir, f"target:{target.name}:url", target.url)
-    client.insert(
-        "alert_targets",
-        [
-            [
-                target.name,
-                url,
-                target.format,
-                secret,
-                int(target.enabled),
-                target.origin,
-                int(deleted),
-                datetime.now(UTC),
-                next_version(),
-            ]
-        ],
-        column_names=["name", "url", "format", "secret", "enabled", "origin", "deleted", "updated_at", "version"],
-    )
+    """Kept for alerts.config's rules-file sync (a file target is written as it is, without save_target's
+    secret carry-over)."""
+    repo.write_target(client, target, data_dir=data_dir, deleted=deleted)
 
 
 def test_send(settings: Settings, target_name: str, *, client: Any | None = None) -> DeliveryResult:
@@ -195,16 +139,16 @@ def list_alerts(
     if state is not None and state not in ALERT_STATES:
         raise ValueError(f"state must be one of {ALERT_STATES} or None, not {state!r}")
     with connect(settings, client) as c:
-        return q.list_alerts(c, state=state, limit=limit)
+        return repo.list_alerts(c, state=state, limit=limit)
 
 
 def get_alert(settings: Settings, alert_id: str, *, client: Any | None = None) -> Alert:
     """One alert, latest version (firing or resolved), with why it fired; NotFoundError when there is none."""
     with connect(settings, client) as c:
-        result = c.query(q.ALERT_SQL, parameters={"id": alert_id})
-    if not result.result_rows:
+        alert = repo.alert(c, alert_id)
+    if alert is None:
         raise NotFoundError(f"no alert {alert_id!r}; the Alerts page and `finpulse alerts list` show them")
-    return Alert.from_row(dict(zip(result.column_names, result.result_rows[0], strict=True)))
+    return alert
 
 
 def acknowledge(settings: Settings, alert_id: str, by: str, *, client: Any | None = None) -> None:
@@ -212,13 +156,9 @@ def acknowledge(settings: Settings, alert_id: str, by: str, *, client: Any | Non
     if not by.strip():
         raise ValueError("acknowledge: say who acknowledges (by=...)")
     with connect(settings, client) as c:
-        if not c.query(q.ALERT_EXISTS_SQL, parameters={"id": alert_id}).result_rows[0][0]:
+        if not repo.alert_exists(c, alert_id):
             raise NotFoundError(f"no alert {alert_id!r}")
-        c.insert(
-            "alert_acks",
-            [[alert_id, by.strip(), datetime.now(UTC)]],
-            column_names=["alert_id", "acknowledged_by", "acknowledged_at"],
-        )
+        repo.write_ack(c, alert_id, by.strip())
 
 
 def silence(
@@ -229,65 +169,22 @@ def silence(
     if not fingerprint_or_rule_id.strip():
         raise ValueError("silence: name a fingerprint or a rule id")
     with connect(settings, client) as c:
-        c.insert(
-            "alert_silences",
-            [[fingerprint_or_rule_id.strip(), utc(until), by.strip(), datetime.now(UTC), next_version()]],
-            column_names=["target", "until", "created_by", "created_at", "version"],
-        )
+        repo.write_silence(c, fingerprint_or_rule_id.strip(), until, by.strip())
 
 
 def list_silences(settings: Settings, *, now: datetime | None = None, client: Any | None = None) -> pd.DataFrame:
     """Silences in force at ``now`` (default: the current time)."""
-    now_ms = int(utc(now or datetime.now(UTC)).timestamp() * 1000)
     with connect(settings, client) as c:
-        return q.frame(c, q.ACTIVE_SILENCES_SQL, {"now_ms": now_ms})
+        return repo.active_silences(c, now or datetime.now(UTC))
 
 
 def list_deliveries(settings: Settings, limit: int = 200, *, client: Any | None = None) -> pd.DataFrame:
     """The delivery log, newest first: one row per attempt (status, HTTP status, latency, idempotency key)."""
     with connect(settings, client) as c:
-        return q.list_deliveries(c, limit=limit)
+        return repo.list_deliveries(c, limit=limit)
 
 
 def pending_deliveries(settings: Settings, limit: int = 200, *, client: Any | None = None) -> pd.DataFrame:
     """Deliveries the outbox still retries (a receiver down), oldest first."""
     with connect(settings, client) as c:
-        return q.pending_deliveries(c, limit=limit)
-
-
-DELIVERY_COLUMNS = [
-    "alert_id",
-    "channel",
-    "target",
-    "attempt",
-    "status",
-    "http_status",
-    "error",
-    "latency_ms",
-    "delivered_at",
-    "delivery_id",
-    "event",
-]
-
-
-def log_delivery(client: Any, result: DeliveryResult) -> None:
-    """Append one attempt to the delivery log."""
-    client.insert(
-        "alert_deliveries",
-        [
-            [
-                result.alert_id,
-                result.channel,
-                result.target,
-                result.attempt,
-                result.status,
-                result.http_status,
-                result.error[:2_000],
-                result.latency_ms,
-                datetime.now(UTC),
-                result.delivery_id,
-                result.event,
-            ]
-        ],
-        column_names=DELIVERY_COLUMNS,
-    )
+        return repo.pending_deliveries(c, limit=limit)

@@ -1,4 +1,9 @@
-"""Alert queries shared by the alert engine and the dashboard's Alerts page.
+"""The alert part's queries over the classified stream (documents and their rollups): window counts, watchlist
+hits, sample document ids and the top stories behind an alert. The engine's evaluator and evidence, the backtest
+(`finpulse alerts backtest` and the dashboard's rule preview) and the relabel checks all read these.
+
+SQL on the alert tables themselves (rules, targets, alerts, silences, acks, state, outbox, deliveries) is not here:
+``alerts/repository.py`` owns it.
 
 Constant SQL with server-side parameters: values are always bound (``{name:Type}``); the only variable part of a
 statement is a *choice* among the fixed fragments below (which column to group by, whether the rule needs the
@@ -8,7 +13,7 @@ its new label) unless a rule needs what the rollup lacks (language, text), then 
 A rule counts either distinct stories (``uniqExact(story_id)``: twenty syndicated copies of one story are one item)
 or every copy (``count``: documents); both tables carry ``story_id`` (migration 0030).
 
-Times are Unix seconds ([start, end), whole minutes) or, for alert bookkeeping, Unix milliseconds.
+Times are Unix seconds ([start, end), whole minutes).
 """
 
 from __future__ import annotations
@@ -17,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from string import Template
 from typing import Any
-
-import pandas as pd
 
 GROUPS = ("none", "topic", "ticker", "source", "lang")
 
@@ -249,85 +252,6 @@ def sample_document_ids(
     return [str(row[0]) for row in client.query(sql, parameters=params).result_rows]
 
 
-# --- rules, targets, state -------------------------------------------------------------------------------------
-
-RULES_SQL = "SELECT definition FROM alert_rules FINAL WHERE deleted = 0 ORDER BY id"
-RULE_SQL = "SELECT definition, deleted FROM alert_rules FINAL WHERE id = {id:String}"
-TARGETS_SQL = (
-    "SELECT name, url, format, secret, enabled, origin FROM alert_targets FINAL WHERE deleted = 0 ORDER BY name"
-)
-STATE_SQL = (
-    "SELECT fingerprint, rule_id, group_value, state, pending_since, alert_id, fired_at, resolved_at "
-    "FROM alert_state FINAL"
-)
-FIRING_ALERTS_SQL = "SELECT * FROM alerts FINAL WHERE status = 'firing' AND id IN {ids:Array(String)}"
-ACTIVE_SILENCES_SQL = (
-    "SELECT target, until FROM alert_silences FINAL WHERE until > fromUnixTimestamp64Milli({now_ms:Int64}, 'UTC')"
-)
-
-# --- the Alerts page ---------------------------------------------------------------------------------------------
-
-LIST_ALERTS_SQL = """
-SELECT a.id AS id, a.fingerprint AS fingerprint, a.rule_id AS rule_id, a.rule_name AS rule_name, a.kind AS kind,
-       a.severity AS severity,
-       multiIf(a.status = 'resolved', 'resolved', k.alert_id != '', 'acknowledged', 'firing') AS state,
-       a.scope_kind AS group_by, a.scope_value AS group_value, a.scope AS scope, a.metric AS metric,
-       a.value AS value, a.threshold AS threshold, a.baseline AS baseline, a.doc_count AS doc_count,
-       a.window_start AS window_start, a.window_end AS window_end, a.started_at AS started_at,
-       a.resolved_at AS resolved_at, a.silenced AS silenced, a.message AS message, a.sample_doc_ids AS sample_doc_ids,
-       a.window_value AS window_value, a.window_measure AS window_measure, a.count AS count, a.window_s AS window_s,
-       a.baseline_s AS baseline_s, a.story_count AS story_count, a.top_stories AS top_stories,
-       a.dashboard_url AS dashboard_url,
-       if(k.alert_id = '', NULL, k.acknowledged_by) AS acknowledged_by,
-       if(k.alert_id = '', NULL, k.acknowledged_at) AS acknowledged_at
-FROM (SELECT * FROM alerts FINAL) AS a
-LEFT JOIN (SELECT alert_id, acknowledged_by, acknowledged_at FROM alert_acks FINAL) AS k ON k.alert_id = a.id
-WHERE {state:String} = '' OR state = {state:String}
-ORDER BY started_at DESC, id
-LIMIT {limit:UInt32}
-"""
-
-ALERT_EXISTS_SQL = "SELECT count() FROM alerts FINAL WHERE id = {id:String}"
-
-LIST_DELIVERIES_SQL = """
-SELECT delivered_at, alert_id, event, channel, target, delivery_id, attempt, status, http_status, error, latency_ms
-FROM alert_deliveries
-ORDER BY delivered_at DESC
-LIMIT {limit:UInt32}
-"""
-
-PENDING_DELIVERIES_SQL = """
-SELECT delivery_id, alert_id, event, channel, target, attempts, next_attempt_at, last_error, created_at
-FROM alert_outbox FINAL
-WHERE status = 'pending'
-ORDER BY created_at
-LIMIT {limit:UInt32}
-"""
-
-
-def frame(client: Any, sql: str, params: dict[str, Any]) -> pd.DataFrame:
-    df = client.query_df(sql, parameters=params)
-    if len(df.columns) == 0:  # some backends return no columns for no rows; pages expect the columns
-        names = [row[0] for row in client.query(f"DESCRIBE ({sql})", parameters=params).result_rows]
-        df = pd.DataFrame(columns=names)
-    return df
-
-
-def list_alerts(client: Any, *, state: str | None = None, limit: int = 200) -> pd.DataFrame:
-    """Alerts newest first; ``state`` firing | acknowledged | resolved (None = all)."""
-    return frame(client, LIST_ALERTS_SQL, {"state": state or "", "limit": limit})
-
-
-def list_deliveries(client: Any, *, limit: int = 200) -> pd.DataFrame:
-    """Delivery attempts newest first (one row per attempt: status, HTTP status, latency)."""
-    return frame(client, LIST_DELIVERIES_SQL, {"limit": limit})
-
-
-def pending_deliveries(client: Any, *, limit: int = 200) -> pd.DataFrame:
-    """Deliveries still waiting in the outbox (a receiver down, Kafka unreachable), oldest first."""
-    return frame(client, PENDING_DELIVERIES_SQL, {"limit": limit})
-
-
 # --- why an alert fired: its top contributing stories -------------------------------------------------------------
 
 # group_by -> the condition that keeps one group's documents (a ticker group keeps every document naming it).
@@ -428,7 +352,3 @@ def top_stories(
         story_count=int(rows[0][8]) if rows else 0,
         doc_count=int(rows[0][9]) if rows else 0,
     )
-
-
-# One alert, every column (Alert.from_row reads it), for the drill-down of ``?alert=<id>``.
-ALERT_SQL = "SELECT * FROM alerts FINAL WHERE id = {id:String}"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from alerts import store
-from alerts.db import next_version
 from alerts.dispatcher import Dispatcher
+from alerts.repository import next_version
 from alerts.targets import WebhookTarget
 from tests.integration.alerts.conftest import Warehouse, start_receiver, warehouse  # noqa: F401 - fixture
 from tests.integration.alerts.test_delivery import _drain, _fire

@@ -7,11 +7,10 @@ import random
 from types import SimpleNamespace
 from typing import Any
 
-from alerts import store
-from alerts.defaults import DEFAULT_RULES, EXISTING_IDS_SQL, seed_default_rules
+from alerts import repository, store
+from alerts.defaults import DEFAULT_RULES, seed_default_rules
 from finpulse.settings import Settings
 from ingest.sources.generator import generate, scenario
-from warehouse.queries import alerts as q
 
 
 class FakeRuleTable:
@@ -31,13 +30,13 @@ class FakeRuleTable:
         return out
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> SimpleNamespace:
-        if sql == EXISTING_IDS_SQL:
+        if sql == repository.EXISTING_RULE_IDS_SQL:
             ids = set(parameters["ids"])
             return SimpleNamespace(result_rows=[(i,) for i in {r["id"] for r in self.rows} & ids])
-        if sql == q.RULES_SQL:
+        if sql == repository.RULES_SQL:
             live = [r for r in self.latest().values() if not r["deleted"]]
             return SimpleNamespace(result_rows=[(r["definition"],) for r in sorted(live, key=lambda r: r["id"])])
-        if sql == q.RULE_SQL:
+        if sql == repository.RULE_SQL:
             row = self.latest().get(parameters["id"])
             return SimpleNamespace(result_rows=[(row["definition"], row["deleted"])] if row else [])
         raise AssertionError(f"unexpected query {sql}")

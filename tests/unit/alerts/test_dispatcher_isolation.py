@@ -38,10 +38,10 @@ def test_slow_and_raising_targets_do_not_delay_the_others(tmp_path, monkeypatch:
     ]
     written: list[OutboxEntry] = []
     logged: list[Any] = []
-    monkeypatch.setattr(dispatcher_module.outbox, "pending", lambda client: entries)
-    monkeypatch.setattr(dispatcher_module.outbox, "write", lambda client, rows: written.extend(rows))
-    monkeypatch.setattr(dispatcher_module, "list_targets", lambda *a, **k: targets)
-    monkeypatch.setattr(dispatcher_module, "log_delivery", lambda client, result: logged.append(result))
+    monkeypatch.setattr(dispatcher_module.repo, "pending_outbox", lambda client: entries)
+    monkeypatch.setattr(dispatcher_module.repo, "write_outbox", lambda client, rows: written.extend(rows))
+    monkeypatch.setattr(dispatcher_module.repo, "targets", lambda *a, **k: targets)
+    monkeypatch.setattr(dispatcher_module.repo, "log_delivery", lambda client, result: logged.append(result))
     started = time.monotonic()
     arrived: dict[str, float] = {}
 
