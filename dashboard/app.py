@@ -18,8 +18,14 @@ def login() -> None:
     auth.render_login(settings)
 
 
+# Every page's address, so that a link into a page (a webhook's /alerts?alert=<id>) survives signing in.
+PAGE_PATHS = ("overview", "topics", "feed", "alerts", "sql", "health")
+
 if auth.login_required(settings) and not auth.current_user():
-    st.navigation([st.Page(login, title="Sign in", url_path="login")], position="hidden").run()
+    # Signed out, each address shows the sign-in form (not "page not found"); the rerun after signing in keeps the
+    # address and its query, so the page the link named opens.
+    login_pages = [st.Page(login, title="Sign in", url_path=path) for path in ("login", *PAGE_PATHS)]
+    st.navigation(login_pages, position="hidden").run()
 else:
     pages = {
         "Monitor": [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -150,4 +151,6 @@ def test_alert_link_opens_why_it_fired(browser: Any, dash: DashStack, preview_da
         tab.get_by_role("button", name="Close the alert's detail").click()
         tab.get_by_role("heading", name=re.compile("Why it fired")).wait_for(state="detached")
     finally:
+        if sys.exc_info()[0] is not None:
+            tab.screenshot(path=str(SHOTS / "failed-alert-detail.png"), full_page=True)
         tab.close()
