@@ -154,7 +154,10 @@ class Settings(BaseSettings):
         "", description="Extra browser origins (e.g. 'https://notebook.example:8888') the local endpoint accepts."
     )
     clickhouse_max_query_bytes: int = Field(
-        8 << 20, ge=1024, description="Largest statement text (URL query + body, INSERT data excluded); else 413."
+        8 << 20,
+        ge=1024,
+        description="Largest statement text (URL query + body, or a whole multipart form of query and parameters; "
+        "INSERT data excluded); else 413.",
     )
     clickhouse_max_concurrent_queries: int = Field(
         16, ge=1, description="Queries the local endpoint runs at once; more wait in its queue."
