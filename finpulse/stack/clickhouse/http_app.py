@@ -284,7 +284,8 @@ class LocalEndpoint:
             raw += piece
             if len(raw) > self.max_query_bytes:  # decoded size: a small gzip body cannot unpack past the limit
                 raise self._form_too_large()
-        form = parse_form(bytes(raw), request.headers["content-type"])
+        # In a worker thread: a form of many small fields takes a while, and the event loop keeps serving meanwhile.
+        form = await anyio.to_thread.run_sync(parse_form, bytes(raw), request.headers["content-type"])
         del raw[:]
         if form.ignored:
             log.debug("form fields ignored (not settings)", extra={"query_id": query_id, "fields": form.ignored[:20]})

@@ -64,14 +64,20 @@ def _header_params(value: str) -> tuple[str, dict[str, str]]:
         if i < n and rest[i] == '"':
             out: list[str] = []
             i += 1
-            while i < n and rest[i] != '"':
-                if rest[i] == "\\" and i + 1 < n:
-                    i += 1
-                out.append(rest[i])
-                i += 1
-            if i >= n:
-                raise FormError(f"unterminated quoted parameter {key!r} in {value[:80]!r}")
-            i += 1
+            quote = -2
+            while True:  # str.find to the closing quote; a backslash escapes the next character
+                if quote < i and quote != -1:  # each search starts past the last one: linear
+                    quote = rest.find('"', i)
+                slash = rest.find("\\", i, quote if quote >= 0 else n)
+                if slash >= 0:
+                    out.append(rest[i:slash] + rest[slash + 1 : slash + 2])
+                    i = slash + 2
+                    continue
+                if quote < 0:
+                    raise FormError(f"unterminated quoted parameter {key!r} in {value[:80]!r}")
+                out.append(rest[i:quote])
+                i = quote + 1
+                break
             params[key] = "".join(out).replace("%22", '"')
         else:
             end = rest.find(";", i)
@@ -163,7 +169,7 @@ def _add_field(
     name = params.get("name")
     if kind != "form-data" or name is None:
         raise FormError(f"part {n}: Content-Disposition must be form-data with a name (got {disposition[:80]!r})")
-    if "filename" in params:
+    if "filename" in params or "filename*" in params:  # a file part (RFC 7578 / RFC 5987 names)
         raise ClickHouseError(
             BAD_ARGUMENTS,
             f"External data tables are not supported by the local endpoint (multipart file part {name!r}): "

@@ -113,6 +113,11 @@ def test_external_data_files_are_refused_naming_the_part() -> None:
     with pytest.raises(ClickHouseError, match=r"External data tables are not supported.*'ext'") as refused:
         parse_form(body, content_type)
     assert refused.value.http_status == 400
+    body = (
+        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"t\"; filename*=UTF-8''t.csv\r\n\r\n1\r\n--{BOUNDARY}--"
+    )
+    with pytest.raises(ClickHouseError, match="External data tables"):
+        parse_form(body.encode(), CT)
 
 
 def test_too_many_fields(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,6 +132,8 @@ HOSTILE = {
     "near-misses": lambda n: _body(("param_v", ("\r\n--" + BOUNDARY[:-1] + "x") * n)),
     # many tiny parts
     "many-parts": lambda n: _body(*[(f"param_p{i}", "1") for i in range(n // 4)]),
+    # a quoted name of backslash escapes, far from its closing quote
+    "escapes": lambda n: _body(*[("\\x" * 7000, "1")] * (n // 2000)),
     # header lines that never end in a blank line
     "endless-headers": lambda n: f"--{BOUNDARY}\r\n".encode() + b"X-A: b\r\n" * n,
 }
