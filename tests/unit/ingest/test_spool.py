@@ -266,3 +266,25 @@ def test_cli_warns_about_rows_still_past_the_retention_after_the_shift(
     assert "1 of 2 rows are older than the documents' retention (365 days" in result.output
     assert "even shifted to end now" in result.output
     assert "2 read, 2 accepted" in result.output  # Kafka gets both; the warning says ClickHouse keeps one
+
+
+def test_a_cancelled_job_keeps_its_position_and_the_next_replay_continues(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "long.csv", 40)
+    w = FakeWorker(tmp_path / "state", FakeProducer(delay_s=0.05), batch_size=4)
+    try:
+        cfg = ReplaySource(name="replay:long", path=path)
+        job_id = spool.submit(w.state_dir, cfg)
+        deadline = time.monotonic() + 20
+        while len(w.producer.sent) < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        spool.cancel(w.state_dir, job_id)  # what the CLI does on Ctrl-C
+        cancelled = spool.wait(w.state_dir, job_id)
+        assert cancelled.state == "cancelled" and 8 <= cancelled.counts["read"] < 40
+        w.producer.delay_s = 0.0
+        rest = spool.wait(w.state_dir, spool.submit(w.state_dir, cfg))
+        assert rest.state == "done" and rest.counts["start"] == cancelled.counts["read"]
+        assert rest.counts["read"] == 40 - cancelled.counts["read"]
+        produced = [d.id for d in w.producer.sent]
+        assert len(produced) == len(set(produced)) == 40
+    finally:
+        w.stop()
