@@ -77,7 +77,10 @@ def replay(
         float, typer.Option(help="History seconds per second (600 = 10 min/s); 0 = as fast as possible.")
     ] = 0.0,
     source: Annotated[
-        str | None, typer.Option(help="Source name (default replay:<file stem>); a new name replays anew.")
+        str | None,
+        typer.Option(
+            help="Source name (default replay:<file stem>): its own position; texts seen before stay duplicates."
+        ),
     ] = None,
     kind: Annotated[str, typer.Option(help="news or comment")] = "news",
     map_: Annotated[
