@@ -204,23 +204,30 @@ def backtest_command(
         end = _parse_until(until)
     except (BacktestError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    settings = _settings()
-    rule = _backtest_rule(settings, rule_ref, rules_file)
-    start, end = since_range(since_s, end)
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
     from warehouse.client import create_client
 
-    def progress(done: int, total: int) -> None:
-        typer.echo(f"backtest {rule.id}: {done}/{total} minutes evaluated ({done / total:.0%})", err=True)
-
-    client = create_client(settings)
+    settings = _settings()
     try:
-        # A range of 10 hours or more reports progress on stderr (stdout stays the result).
-        long_run = (end - start).total_seconds() / step >= 600
-        result = backtest(client, rule, start=start, end=end, step_s=step, progress=progress if long_run else None)
+        rule = _backtest_rule(settings, rule_ref, rules_file)
+        start, end = since_range(since_s, end)
+
+        def progress(done: int, total: int) -> None:
+            typer.echo(f"backtest {rule.id}: {done}/{total} minutes evaluated ({done / total:.0%})", err=True)
+
+        client = create_client(settings)
+        try:
+            # A range of 10 hours or more reports progress on stderr (stdout stays the result).
+            long_run = (end - start).total_seconds() / step >= 600
+            result = backtest(client, rule, start=start, end=end, step_s=step, progress=progress if long_run else None)
+        finally:
+            client.close()
     except BacktestError as exc:
         raise _fail(str(exc)) from exc
-    finally:
-        client.close()
+    except ClickHouseError as exc:
+        reason = str(exc).splitlines()[0][:300]
+        raise _fail(f"ClickHouse did not answer ({reason}); is the stack up (`finpulse up`)?", 1) from exc
     if as_json:
         typer.echo(json.dumps(result.to_dict(series=series)))
         return
