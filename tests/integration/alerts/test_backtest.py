@@ -133,6 +133,10 @@ def test_cli_json_text_file_and_bad_input(
     assert text.exit_code == 0, text.output
     assert "would have fired 2 time(s)" in text.stdout and "ACME: 2 firing(s)" in text.stdout
 
+    long = _cli(warehouse, stack, monkeypatch, rule.id, "--since", "11h", "--until", until, "--json")
+    assert long.exit_code == 0, long.output
+    assert "minutes evaluated (100%)" in long.stderr and json.loads(long.stdout)["firing_count"] == 2  # progress
+
     rules_toml = tmp_path / "rules.toml"
     rules_toml.write_text(
         '[[rule]]\nname = "draft"\nkind = "negative_share"\nscope = { ticker = "ACME" }\nwindow_s = 300\n'
