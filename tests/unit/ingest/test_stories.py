@@ -238,8 +238,8 @@ def test_generator_default_scenario_gives_one_story_id_per_story(tmp_path: Path)
     for doc in producer.sent:
         if "gen_story" in doc.meta:
             ids_of[doc.meta["gen_story"]].add(doc.story_id or "")
-    assert len(ids_of) == 4  # the scenario's four distinct stories
+    assert len(ids_of) >= 16  # most of the burst's 32 distinct stories appear in 90 s
     assert all(len(ids) == 1 for ids in ids_of.values()), ids_of  # one story id per story
-    assert len({next(iter(ids)) for ids in ids_of.values()}) == 4  # and distinct stories differ
+    assert len({next(iter(ids)) for ids in ids_of.values()}) == len(ids_of)  # and distinct stories differ
     copies = [d for d in producer.sent if "gen_story" in d.meta]
-    assert len(copies) > 40 and min(d.novelty or 1.0 for d in copies) < 0.01  # syndicated many times: decayed
+    assert len(copies) > 40 and min(d.novelty or 1.0 for d in copies) < 0.5  # syndicated many times: decayed
