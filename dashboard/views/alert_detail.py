@@ -8,17 +8,16 @@ a row written before the evidence columns existed (migration 0031) shows its num
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from alerts import repository
 from alerts.alert import Alert
 from dashboard import data
 from dashboard.views.common import documents_table
 from warehouse import queries
 
-ALERT_SQL = "SELECT * FROM alerts FINAL WHERE id = {id:String}"  # = warehouse.queries.alerts.ALERT_SQL
 NEGATIVE_KINDS = ("negative_share", "surge", "watchlist")  # rules about negative documents: show those
 STORY_COLUMNS = {
     "title": st.column_config.TextColumn("story (first report)", width="large"),
@@ -32,16 +31,9 @@ STORY_COLUMNS = {
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def load_alert(alert_id: str) -> dict[str, Any] | None:
-    """The stored row of one alert (column -> value), or None."""
-    result = data.client().query(ALERT_SQL, parameters={"id": alert_id})
-    if not result.result_rows:
-        return None
-    return dict(zip(result.column_names, result.result_rows[0], strict=True))
-
-
-def parse_alert(row: dict[str, Any]) -> Alert:
-    return Alert.from_row(row)
+def load_alert(alert_id: str) -> Alert | None:
+    """The latest version of one alert, or None (the alert SQL lives in alerts/repository.py)."""
+    return repository.alert(data.client(), alert_id)
 
 
 def drilldown_filters(alert: Alert) -> dict[str, tuple[str, ...]]:
@@ -77,12 +69,11 @@ def stories_frame(alert: Alert) -> pd.DataFrame:
 def render(alert_id: str) -> None:
     """The detail of one alert, in a bordered box at the top of the page, with a button that closes it."""
     with st.container(border=True, key="alert_detail"):
-        row = load_alert(alert_id)
-        if row is None:
+        alert = load_alert(alert_id)
+        if alert is None:
             st.warning(f"No alert with id {alert_id!r}: it may have expired, or the link is wrong.")
             _close_button()
             return
-        alert = parse_alert(row)
         where = f"{alert.group_by} = {alert.group_value}" if alert.group_value else "all documents in scope"
         state = "resolved" if alert.status == "resolved" else "firing"
         st.subheader(f"Why it fired: {alert.rule_name} ({where})")
