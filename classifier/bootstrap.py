@@ -43,6 +43,18 @@ def _placeholder(registry: Registry) -> ModelInfo:
 def ensure_default_model(
     settings: Settings, *, progress: bool = True, echo: Callable[[str], None] = print
 ) -> ModelInfo:
+    """The promoted document model (see _ensure_document_model), then the entity model beside it
+    (classifier/entity: trained once when none is promoted; never fatal)."""
+    from classifier.entity.bootstrap import ensure_entity_model
+
+    info = _ensure_document_model(settings, progress=progress, echo=echo)
+    ensure_entity_model(settings, echo=echo)
+    return info
+
+
+def _ensure_document_model(
+    settings: Settings, *, progress: bool = True, echo: Callable[[str], None] = print
+) -> ModelInfo:
     """Return the promoted model; when there is none (or only the no-data placeholder), train the quick model
     from every labeled set found (seconds) and promote it. With no labeled data at all, promote the placeholder
     (documents are stored unlabeled) and say how to provide data.

@@ -40,7 +40,9 @@ def train_command(
         str | None, typer.Option(help="Comma-separated built-in sets: tfns_sentiment,tfns_topic,phrasebank,fiqa.")
     ] = None,
     data: Annotated[list[Path] | None, typer.Option("--data", help="Your own labeled CSV/JSONL/Parquet file.")] = None,
-    task: Annotated[str, typer.Option(help="Task of --data files: sentiment or topic.")] = "sentiment",
+    task: Annotated[
+        str, typer.Option(help="Task of --data files: sentiment or topic; 'entity' trains the entity-level model.")
+    ] = "sentiment",
     text_column: Annotated[str, typer.Option(help="Text column of --data files.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of --data files.")] = "label",
     data_dir: Annotated[
@@ -66,6 +68,9 @@ def train_command(
     from finpulse.cli import get_settings
 
     settings = get_settings()
+    if task == "entity":
+        _train_entity(settings, data_dir, name, promote, quick)
+        return
     if quick:
         from classifier.quick import train_quick
 
@@ -122,6 +127,22 @@ def train_command(
     typer.echo(json.dumps(_headline(info.metrics), indent=2))
 
 
+def _train_entity(settings, data_dir: Path | None, name: str | None, promote: bool, quick: bool) -> None:
+    """`finpulse train --task entity [--quick]`: the entity-level sentiment + relevance model (classifier/entity)."""
+    from classifier.data import DataError
+    from classifier.entity.linear import train_entity
+    from classifier.registry import RegistryError
+
+    if not quick:
+        typer.echo("entity: training the linear entity model (the only entity recipe so far; same as --quick)")
+    try:
+        info = train_entity(settings, data_root=data_dir, name=name, promote=promote, echo=typer.echo)
+    except (DataError, RegistryError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"saved {info.name} ({info.model_version}) to {info.path}" + (" [promoted]" if info.promoted else ""))
+    typer.echo(json.dumps(info.metrics, indent=2))
+
+
 def _headline(metrics: dict) -> dict:
     return {
         k: {"n": v["n"], "accuracy": round(v["accuracy"], 4), "macro_f1": round(v["macro_f1"], 4)}
@@ -131,11 +152,13 @@ def _headline(metrics: dict) -> dict:
 
 
 def evaluate_command(
+    data: Annotated[Path, typer.Option("--data", help="Labeled CSV/JSONL/Parquet file.")],
     model: Annotated[
         str, typer.Option("--model", "-m", help="Registry name, model directory, 'promoted' or 'latest'.")
-    ],
-    data: Annotated[Path, typer.Option("--data", help="Labeled CSV/JSONL/Parquet file.")],
-    task: Annotated[str, typer.Option(help="sentiment or topic.")] = "sentiment",
+    ] = "promoted",
+    task: Annotated[
+        str, typer.Option(help="sentiment, topic or entity ((text, entity, label) rows, or a FiQA / FinNSP file).")
+    ] = "sentiment",
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[
         str, typer.Option(help="Gold column; a 'labels' column (used when 'label' is absent) is multi-label topics.")
@@ -156,8 +179,11 @@ def evaluate_command(
     from finpulse.cli import get_settings
 
     settings = get_settings()
+    if task == "entity":
+        _evaluate_entity(settings, model, data, as_json)
+        return
     if task not in ("sentiment", "topic"):
-        raise _fail("--task must be sentiment or topic")
+        raise _fail("--task must be sentiment, topic or entity")
     try:
         path = Registry.from_settings(settings).resolve(model)
         # any registry kind (quick linear model or transformer), loaded as the stream loads it
@@ -178,6 +204,22 @@ def evaluate_command(
         typer.echo(json.dumps(report))
         return
     _print_report(report)
+
+
+def _evaluate_entity(settings, model: str, data: Path, as_json: bool) -> None:
+    from classifier.data import DataError
+    from classifier.entity.evaluate import evaluate_entity, format_report
+    from classifier.entity.linear import EntityEngine, entity_registry
+    from classifier.model import ModelLoadError
+    from classifier.registry import RegistryError
+
+    try:
+        path = entity_registry(settings).resolve(model)
+        engine = EntityEngine.load(path, max_per_doc=settings.entity_max_per_doc)
+        report = evaluate_entity(engine, data)
+    except (DataError, ModelLoadError, RegistryError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(json.dumps(report) if as_json else format_report(report))
 
 
 def _print_report(report: dict) -> None:
@@ -268,6 +310,9 @@ def bench_classifier_command(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Default: the promoted model.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     docs: Annotated[int, typer.Option(help="How many real texts to classify.")] = 2000,
+    lang: Annotated[
+        str, typer.Option(help="Language of the timed texts: en (TFNS, PhraseBank) or zh (FinFE, FinNL).")
+    ] = "en",
     repeats: Annotated[int, typer.Option(help="Throughput runs; the best counts.")] = 1,
     int8: Annotated[bool | None, typer.Option("--int8/--no-int8", help="Dynamic int8 on CPU.")] = None,
     precision: Annotated[str | None, typer.Option(help="Engine precision: auto, fp32, bf16, fp16, int8.")] = None,
@@ -292,7 +337,7 @@ def bench_classifier_command(
         for file in data or []:
             if not file.is_file():
                 raise DataError(f"--data {file}: no such file")
-        texts = bench_texts(settings.shared_data_dir, docs)
+        texts = bench_texts(settings.shared_data_dir, docs, lang)
         options = {
             "int8": settings.model_int8 if int8 is None else int8,
             "precision": precision or settings.model_precision,
