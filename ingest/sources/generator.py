@@ -126,7 +126,7 @@ class Scenario:
 
 
 SCENARIOS = {
-    # Recurring negative news bursts, first at 2.5 min (a baseline has formed), then every 20 min, rotating over
+    # Recurring negative news bursts, first at 2 min (the ticker's 5-minute share has ordinary news to rise from), then every 20 min, rotating over
     # tickers: 32 distinct stories each, syndicated by several outlets, so story counting has copies to collapse
     # and still sees a surge: rules count stories, and the ticker's ordinary news (random figures) is mostly one
     # story per document, so a burst of 4 stories stayed under the default share rule's 60% (measured 0.31-0.45);
@@ -134,8 +134,8 @@ SCENARIOS = {
     "default": Scenario(
         {"negative": 0.25, "neutral": 0.45, "positive": 0.30},
         (
-            Event("negative", "TSLA", 150.0, 90.0, 0.5, every_s=1_200.0, stories=32),
-            Event("negative", "600519.SH", 750.0, 90.0, 0.5, every_s=1_200.0, stories=32),
+            Event("negative", "TSLA", 120.0, 90.0, 0.7, every_s=1_200.0, stories=32),
+            Event("negative", "600519.SH", 720.0, 90.0, 0.7, every_s=1_200.0, stories=32),
         ),
     ),
     "calm": Scenario({"negative": 0.10, "neutral": 0.75, "positive": 0.15}),

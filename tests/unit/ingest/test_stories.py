@@ -223,7 +223,7 @@ def test_generator_default_scenario_gives_one_story_id_per_story(tmp_path: Path)
     pipeline.start()
     try:
         sc, n = SCENARIOS["default"], 0
-        for second in range(140, 260, 4):  # the first negative burst (150 s .. 240 s) and a little around it
+        for second in range(110, 230, 4):  # the first negative burst (120 s .. 210 s) and a little around it
             items = []
             for _ in range(20):
                 item, _, _ = generate(sc, random.Random(f"7:{n}"), float(second))
