@@ -301,8 +301,9 @@ STORY_COLUMNS = ("copies", "latest_published_at", "latest_classified_at")
 the newest copy's published_at / classified_at."""
 
 # Ids per lookup, by length: clickhouse-connect sends bind parameters over 4 KB (URL-encoded) as a multipart form,
-# which not every endpoint reads (the local one answers "Multi-statements are not allowed"); 3,500 URL-encoded
-# characters of ids stay in the URL (an id costs its encoded length plus 9: two quotes and a comma, encoded).
+# and a real server caps one form field at 128 KiB (http_max_field_value_size); 3,500 URL-encoded characters of ids
+# stay in the URL, which every endpoint and proxy reads (an id costs its encoded length plus 9: two quotes and a
+# comma, encoded).
 LOOKUP_CHARS = 3_500
 
 
