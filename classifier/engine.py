@@ -9,6 +9,7 @@ where the CPU has native bf16 and optionally with dynamic int8 linear layers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -16,19 +17,23 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
-import torch
-from torch import nn
 
-from classifier.device import cpu_has_bf16, cpu_threads, resolve_device
-from classifier.model import MultiTaskClassifier, load_tokenizer
+from classifier.device import cpu_has_bf16, cpu_threads, device_type, resolve_device
 from classifier.registry import META_FILE, Registry
 from classifier.text import clean_text
 from finpulse.settings import Settings
 
+if TYPE_CHECKING:  # torch is imported lazily: a worker serving an ONNX export never imports it
+    import torch
+    from torch import nn
+
+    from classifier.model import MultiTaskClassifier
+
 log = logging.getLogger(__name__)
+HEADS_FILE = "heads.json"  # classifier.model.HEADS_FILE, named here so the ONNX path need not import torch
 
 # Characters kept before tokenizing: far more than max_length tokens ever need, and it bounds the work a
 # megabyte-long document can cause.
@@ -109,47 +114,101 @@ class EngineOptions:
     cache_root: Path | None = None  # ONNX exports go here when the model directory is read-only
 
 
+def choose_backend(options: EngineOptions, device: str, *, has_dir: bool) -> str:
+    """torch or onnx for the device type ``device`` ("cpu"/"cuda"); ``has_dir``: there is a folder to cache in."""
+    if options.backend not in ("auto", "torch", "onnx"):
+        raise ValueError(f"backend must be auto, torch or onnx, not {options.backend!r}")
+    if options.backend == "onnx" and device != "cpu":
+        raise ValueError("the onnx backend serves the CPU only; use backend torch on CUDA")
+    if options.backend != "auto":
+        return options.backend
+    if device != "cpu" or options.int8 or not has_dir:
+        return "torch"  # CUDA; the torch int8 path asked for by name; an in-memory model with no folder to cache
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:  # pragma: no cover - a declared dependency
+        log.warning("onnxruntime is not installed: serving the CPU with torch")
+        return "torch"
+    return "onnx"
+
+
+@dataclass(frozen=True)
+class _Heads:
+    topics: list[str]
+    sentiments: list[str]
+
+
+def _read_heads(model_dir: Path | None) -> _Heads:
+    if model_dir is None:
+        raise ValueError("give the model, or a model directory to serve its ONNX export from")
+    try:
+        heads = json.loads((Path(model_dir) / HEADS_FILE).read_text(encoding="utf-8"))
+        return _Heads(list(heads["topics"]), list(heads["sentiments"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        from classifier.model import ModelLoadError  # the error path only: classifier.model imports torch
+
+        raise ModelLoadError(f"{model_dir} is not a FinPulse model directory: {exc}") from exc
+
+
+def serving_tokenizer(model_dir: Path) -> Any:
+    """The folder's tokenizer.json run by `tokenizers` directly (no transformers, so no torch); transformers'
+    loader only for a folder without one."""
+    from classifier.rust_tokenizer import TOKENIZER_FILE, RustTokenizer
+
+    if (Path(model_dir) / TOKENIZER_FILE).is_file():
+        return RustTokenizer.load(model_dir)
+    from classifier.model import load_tokenizer
+
+    return load_tokenizer(model_dir)
+
+
 class ClassifierEngine:
     """Load once, call ``predict`` from any thread."""
 
     def __init__(
         self,
-        model: MultiTaskClassifier,
+        model: MultiTaskClassifier | None,
         tokenizer: Any,
         meta: dict[str, Any],
         options: EngineOptions,
         model_dir: Path | None = None,
     ):
         self.options = options
-        self.device = resolve_device(options.device)
+        self.device_type = device_type(options.device)
+        self.device: Any = "cpu"  # a torch.device once the torch backend is chosen
         self.model_dir = model_dir
         self.meta = meta
         self.model_version: str = meta["model_version"]
         self.languages: tuple[str, ...] = tuple(meta.get("languages", ["en"]))
         self.max_length: int = int(meta.get("max_length", 128))
         self.strip_urls: bool = bool(meta.get("strip_urls", True))
-        self.topics: tuple[str, ...] = tuple(model.topics)
-        self.sentiments: tuple[str, ...] = tuple(model.sentiments)
+        # model None: an ONNX Runtime engine built from model_dir alone; the heads' labels are in heads.json.
+        heads = model if model is not None else _read_heads(model_dir)
+        self.topics: tuple[str, ...] = tuple(heads.topics)
+        self.sentiments: tuple[str, ...] = tuple(heads.sentiments)
         self._pos = self.sentiments.index("positive")
         self._neg = self.sentiments.index("negative")
         self.tokenizer = tokenizer
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._lock = threading.Lock()  # the Rust tokenizer is not safe to call concurrently with padding set
-        self.threads = cpu_threads(options.threads) if self.device.type == "cpu" else None
+        self.threads = cpu_threads(options.threads) if self.device_type == "cpu" else None
         self.backend = self._choose_backend(options)
         self.session: Any = None  # ONNX Runtime session (backend "onnx")
         self.guard: dict[str, Any] | None = None
         self._buffers: dict[str, np.ndarray] = {}
-        self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="tokenize") if self.device.type == "cuda" else None
+        self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="tokenize") if self.device_type == "cuda" else None
         if self.backend == "onnx":
-            self.dtype = torch.float32
+            self.dtype: Any = None  # ONNX Runtime: see precision
             self.model = None
             self._eager = None
             self.precision = self._prepare_onnx(model, options)
         else:
+            if model is None:
+                raise ValueError("the torch backend needs the model (ClassifierEngine.load loads it)")
+            self.device = resolve_device(self.device_type if options.device == "auto" else options.device)
             self.dtype = self._choose_dtype(options)
             self.model = self._prepare(model, options)
-            self.precision = "int8" if options.int8 and self.device.type == "cpu" else str(self.dtype)[6:]
+            self.precision = "int8" if options.int8 and self.device_type == "cpu" else str(self.dtype)[6:]
         self._empty = self._empty_answer()
 
     # --- loading -------------------------------------------------------------------------------------------
@@ -175,27 +234,19 @@ class ClassifierEngine:
                 raise ValueError("give a model directory, or settings to resolve a registry name")
             path = Path(name_or_dir)
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        return cls(MultiTaskClassifier.load(path), load_tokenizer(path), meta, EngineOptions(**options), path)
+        opts = EngineOptions(**options)
+        if choose_backend(opts, device_type(opts.device), has_dir=True) == "onnx":
+            # Served from the ONNX export: no torch model in this process (the export runs in a child if needed).
+            return cls(None, serving_tokenizer(path), meta, opts, path)
+        from classifier.model import MultiTaskClassifier, load_tokenizer
+
+        return cls(MultiTaskClassifier.load(path), load_tokenizer(path), meta, opts, path)
 
     def _choose_backend(self, options: EngineOptions) -> str:
-        if options.backend not in ("auto", "torch", "onnx"):
-            raise ValueError(f"backend must be auto, torch or onnx, not {options.backend!r}")
-        if options.backend == "onnx" and self.device.type != "cpu":
-            raise ValueError("the onnx backend serves the CPU only; use backend torch on CUDA")
-        if options.backend != "auto":
-            return options.backend
-        if self.device.type != "cpu" or options.int8 or self.model_dir is None:
-            return "torch"  # CUDA; the torch int8 path asked for by name; an in-memory model with no folder to cache
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:  # pragma: no cover - a declared dependency
-            log.warning("onnxruntime is not installed: serving the CPU with torch")
-            return "torch"
-        return "onnx"
+        return choose_backend(options, self.device_type, has_dir=self.model_dir is not None)
 
-    def _prepare_onnx(self, model: MultiTaskClassifier, options: EngineOptions) -> str:
+    def _prepare_onnx(self, model: MultiTaskClassifier | None, options: EngineOptions) -> str:
         """Export (cached), pick fp32 or int8 (accuracy guard), open the session; returns the precision."""
-        from classifier.onnx_export import ensure_exported
         from classifier.onnx_guard import choose_precision
         from classifier.onnx_session import make_session
 
@@ -203,9 +254,26 @@ class ClassifierEngine:
             raise ValueError("the onnx backend needs a model directory to cache its export in")
         if options.precision in ("bf16", "fp16"):
             log.warning("precision %s is not served by ONNX Runtime on CPU; serving fp32/int8", options.precision)
-        artifacts = ensure_exported(self.model_dir, self.tokenizer, model, fallback_root=options.cache_root)
-        del model  # the session holds its own weights; the torch copy is dropped with the caller's reference
-        precision, self.guard = choose_precision(self, artifacts, options.precision, options.guard_data_root)
+        if model is None:
+            # From the folder: a missing export and the int8 guard run in a child process, so that this one never
+            # imports torch nor holds the export's peak memory.
+            from classifier.onnx_prepare import prepare
+
+            guarded = options.precision not in ("fp32", "int8")
+            artifacts, self.guard = prepare(
+                self.model_dir,
+                fallback_root=options.cache_root,
+                guard=guarded,
+                guard_data_root=options.guard_data_root,
+                threads=self.threads or 1,
+            )
+            precision = (self.guard or {}).get("decision", "fp32") if guarded else options.precision
+        else:
+            from classifier.onnx_export import ensure_exported
+
+            artifacts = ensure_exported(self.model_dir, self.tokenizer, model, fallback_root=options.cache_root)
+            del model  # the session holds its own weights; the torch copy is dropped with the caller's reference
+            precision, self.guard = choose_precision(self, artifacts, options.precision, options.guard_data_root)
         path = artifacts.int8 if precision == "int8" else artifacts.fp32
         self.session = make_session(path, self.threads or 1)
         log.info(
@@ -222,34 +290,46 @@ class ClassifierEngine:
         encoded = self.tokenizer([""], return_tensors="np", return_token_type_ids=False)
         ids = encoded["input_ids"].astype(np.int64)
         mask = encoded["attention_mask"].astype(np.int64)
-        with torch.inference_mode():
+        with self._no_grad():
             topic, sentiment = self._forward(ids, mask)
         return topic[0], sentiment[0]
 
+    def _no_grad(self) -> contextlib.AbstractContextManager[Any]:
+        if self.session is not None or self.backend == "onnx":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.inference_mode()
+
     def _choose_dtype(self, options: EngineOptions) -> torch.dtype:
-        if options.precision in ("fp32", "int8") or (options.int8 and self.device.type == "cpu"):
+        import torch
+
+        if options.precision in ("fp32", "int8") or (options.int8 and self.device_type == "cpu"):
             return torch.float32
         if options.precision == "fp16":
             return torch.float16
         if options.precision == "bf16":
             return torch.bfloat16
-        if self.device.type == "cuda":
+        if self.device_type == "cuda":
             return torch.float16
         return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
     def _prepare(self, model: MultiTaskClassifier, options: EngineOptions) -> nn.Module:
+        import torch
+        from torch import nn
+
         model = model.eval()
-        if self.device.type == "cpu":
+        if self.device_type == "cpu":
             torch.set_num_threads(self.threads or 1)
             if options.int8:
                 model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
         model = model.to(self.device, self.dtype)
         self._eager = model
-        use_compile = options.compile if options.compile is not None else self.device.type == "cuda"
+        use_compile = options.compile if options.compile is not None else self.device_type == "cuda"
         if use_compile:
             # Fixed bucket shapes make CUDA graphs reusable; "reduce-overhead" captures one graph per shape.
             model = torch.compile(
-                model, mode="reduce-overhead" if self.device.type == "cuda" else "default", dynamic=False
+                model, mode="reduce-overhead" if self.device_type == "cuda" else "default", dynamic=False
             )
         return model
 
@@ -286,7 +366,7 @@ class ClassifierEngine:
         rows = np.flatnonzero(filled)
         if len(rows) == 0:
             return topic, sentiment, truncated
-        with self._lock, torch.inference_mode():
+        with self._lock, self._no_grad():
             ids, mask, lengths = self._tokenize_all([cleaned[i] for i in rows])
             truncated[rows] = lengths >= self.max_length
             batches = self._batches(lengths)
@@ -365,17 +445,23 @@ class ClassifierEngine:
         if self.session is not None:
             t_logits, s_logits = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
             return _softmax(t_logits), _softmax(s_logits)
+        import torch
+
         return self._forward_torch(torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device))
 
     def _to_device(
         self, ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, idx: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         width = int(lengths[idx].max())
         encoded = self._pad_to_bucket(torch.from_numpy(ids[idx, :width]), torch.from_numpy(mask[idx, :width]))
         return tuple(v.pin_memory().to(self.device, non_blocking=True) for v in encoded)  # type: ignore[return-value]
 
     def _pad_to_bucket(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad width up to a length bucket and rows up to a power of two: few shapes, each graph reused."""
+        import torch
+
         n = ids.shape[0]
         width = next((b for b in LENGTH_BUCKETS if b >= ids.shape[1]), ids.shape[1])
         rows = min(max(8, 1 << (n - 1).bit_length()), max(n, self.options.max_batch_size))
@@ -388,6 +474,8 @@ class ClassifierEngine:
     def _forward_torch(
         self, ids: torch.Tensor, mask: torch.Tensor, rows: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
         assert self.model is not None
         try:
             t_logits, s_logits = self.model(ids, mask)

@@ -18,13 +18,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from classifier.model import HEADS_FILE, WEIGHTS_FILE, MultiTaskClassifier
+if TYPE_CHECKING:  # torch only where an export really runs: a worker that finds the cache never imports it
+    from classifier.model import MultiTaskClassifier
 
 log = logging.getLogger(__name__)
+
+# classifier.model's WEIGHTS_FILE and HEADS_FILE (a unit test keeps them equal), named here without importing torch.
+WEIGHTS_FILE = "model.safetensors"
+HEADS_FILE = "heads.json"
 
 # Bump when the export graph or quantization recipe changes: old caches then no longer match.
 EXPORT_FORMAT = 1
@@ -92,6 +95,13 @@ def write_atomic(path: Path, data: str) -> None:
     os.replace(tmp, path)
 
 
+def locate(model_dir: Path, fallback_root: Path | None = None) -> OnnxArtifacts:
+    """Where the export of ``model_dir``'s current weights is (or will be) cached; exports nothing."""
+    model_dir = Path(model_dir)
+    fingerprint = weights_fingerprint(model_dir)
+    return OnnxArtifacts(_writable_dir(model_dir, fingerprint, fallback_root), fingerprint)
+
+
 def _writable_dir(model_dir: Path, fingerprint: str, fallback_root: Path | None) -> Path:
     candidates = [model_dir / "onnx" / fingerprint[:16]]
     if fallback_root is not None:
@@ -110,15 +120,17 @@ def _writable_dir(model_dir: Path, fingerprint: str, fallback_root: Path | None)
 
 def export_onnx(model: MultiTaskClassifier, tokenizer: Any, path: Path) -> None:
     """Trace the fp32 model on a padded two-row batch; batch and sequence axes stay dynamic."""
+    import torch
+
     model = model.eval().to("cpu", torch.float32)
     # Rows of different lengths, so padding and the attention mask are part of what is traced; any vocabulary.
     sample = tokenizer(
         ["Acme shares rise after strong quarterly results beat estimates", "Rates"],
-        padding=True,
-        return_tensors="pt",
+        padding="longest",
+        return_tensors="np",  # numpy: transformers' tokenizers and the torch-free RustTokenizer both answer it
         return_token_type_ids=False,
     )
-    args = (sample["input_ids"].long(), sample["attention_mask"].long())
+    args = tuple(torch.from_numpy(sample[name].astype("int64")) for name in INPUTS)
     dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUTS} | {name: {0: "batch"} for name in OUTPUTS}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -166,16 +178,20 @@ def ensure_exported(
     fallback_root: Path | None = None,
     int8: bool = True,
 ) -> OnnxArtifacts:
-    """The cached fp32 (and int8) export of ``model_dir``'s current weights, exporting it first if missing."""
+    """The cached fp32 (and int8) export of ``model_dir``'s current weights, exporting it first (in this process)
+    if missing. ``classifier.onnx_prepare.prepare`` does the same in a child process."""
     model_dir = Path(model_dir)
-    fingerprint = weights_fingerprint(model_dir)
-    artifacts = OnnxArtifacts(_writable_dir(model_dir, fingerprint, fallback_root), fingerprint)
+    artifacts = locate(model_dir, fallback_root)
     if artifacts.fp32.is_file() and (artifacts.int8.is_file() or not int8):
         return artifacts
     with file_lock(artifacts.directory / ".lock"):
         if not artifacts.fp32.is_file():  # another worker may have finished it while this one waited
             log.info("exporting %s to ONNX (%s)", model_dir.name, artifacts.directory)
-            export_onnx(model if model is not None else MultiTaskClassifier.load(model_dir), tokenizer, artifacts.fp32)
+            if model is None:
+                from classifier.model import MultiTaskClassifier
+
+                model = MultiTaskClassifier.load(model_dir)
+            export_onnx(model, tokenizer, artifacts.fp32)
         if int8 and not artifacts.int8.is_file():
             log.info("quantizing %s to int8", model_dir.name)
             quantize_int8(artifacts.fp32, artifacts.int8)

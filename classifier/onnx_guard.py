@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from classifier.evaluate import text_language
 from classifier.onnx_export import OnnxArtifacts, file_lock, write_atomic
 from classifier.registry import META_FILE
 
@@ -24,12 +22,17 @@ log = logging.getLogger(__name__)
 TOLERANCE_POINTS = 0.5
 GUARD_MAX_ROWS = 1000  # per head and language: bounds the one-off cost at load on a small CPU
 
-# (head, language) -> (texts, labels)
+GOLD_SEPARATOR = ";"
+
+# (head, language) -> (texts, labels); a label may list several gold answers, GOLD_SEPARATOR-separated
 GuardSets = dict[str, tuple[list[str], list[str]]]
 
 
 def validation_sets(model_dir: Path, data_root: Path | None, heads: dict[str, tuple[str, ...]]) -> GuardSets:
     """The model's own validation split (re-created and checked against its fingerprint), by head and language."""
+    import pandas as pd  # here, not at import: a serving worker that reads a cached guard record never needs it
+
+    from classifier.evaluate import text_language
     from classifier.validation import export_validation
 
     if data_root is None:
@@ -41,8 +44,10 @@ def validation_sets(model_dir: Path, data_root: Path | None, heads: dict[str, tu
             if key.startswith("phrasebank_agree100") or head not in heads:
                 continue  # agree100 is a subset of phrasebank, counted there already
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-            for text, label in zip(frame["text"], frame["label"], strict=True):
-                if label in heads[head]:
+            # Multi-label gold (FinNL topics) comes as a ';'-separated `labels` column: right when one of them.
+            column = "label" if "label" in frame else "labels"
+            for text, label in zip(frame["text"], frame[column], strict=True):
+                if any(g in heads[head] for g in label.split(GOLD_SEPARATOR)):
                     texts, labels = groups.setdefault(f"{head}/{text_language(text)}", ([], []))
                     texts.append(text)
                     labels.append(label)
@@ -67,7 +72,7 @@ def accuracy_by_group(
         topic, sentiment, _ = predict_proba(texts)
         probs = topic if head == "topic" else sentiment
         predicted = np.asarray(heads[head])[probs.argmax(1)]
-        out[name] = float(np.mean(predicted == np.asarray(labels)))
+        out[name] = float(np.mean([p in gold.split(GOLD_SEPARATOR) for p, gold in zip(predicted, labels, strict=True)]))
     return out
 
 

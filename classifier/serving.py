@@ -36,11 +36,12 @@ class UnlabeledEngine:
 
 
 def model_kind(path: Path) -> str:
-    from classifier.model import ModelLoadError
-
     try:
         meta = json.loads((Path(path) / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
+        # Imported on the error path only: classifier.model imports torch, which an ONNX-serving worker never needs.
+        from classifier.model import ModelLoadError
+
         raise ModelLoadError(f"{path} is not a FinPulse model directory (no readable {META_FILE})") from exc
     return str(meta.get("kind", "transformer"))
 
@@ -50,8 +51,6 @@ def load_engine(path: Path | str, settings: Settings | None = None, device: str 
 
     Raises classifier.model.ModelLoadError (or the loader's own error) when the directory cannot be served.
     """
-    from classifier.model import ModelLoadError
-
     path = Path(path)
     kind = model_kind(path)
     if kind == "linear":
@@ -61,6 +60,8 @@ def load_engine(path: Path | str, settings: Settings | None = None, device: str 
     if kind == "none":
         return UnlabeledEngine(json.loads((path / META_FILE).read_text(encoding="utf-8")))
     if kind != "transformer":
+        from classifier.model import ModelLoadError
+
         raise ModelLoadError(f"{path}: unknown model kind {kind!r} (known: transformer, linear, none)")
     from classifier.engine import ClassifierEngine
 

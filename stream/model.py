@@ -19,9 +19,14 @@ def device_for_worker(device: str, index: int, gpus: int | None = None) -> str:
     if device == "cpu":
         return "cpu"
     if gpus is None:
-        import torch
+        from classifier.device import gpu_may_be_present
 
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if gpu_may_be_present():  # else no driver: skip importing torch (a CPU worker serving ONNX never needs it)
+            import torch
+
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        else:
+            gpus = 0
     if gpus == 0:
         if device == "cuda":
             raise RuntimeError("FINPULSE_MODEL_DEVICE=cuda but torch sees no GPU; use auto or cpu")

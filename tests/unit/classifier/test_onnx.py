@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from transformers import AutoModel, BertConfig, XLMRobertaConfig
 
-from classifier import onnx_guard
+from classifier import onnx_guard, onnx_prepare
 from classifier.engine import ClassifierEngine
 from classifier.model import MultiTaskClassifier, load_tokenizer
 from classifier.onnx_export import FP32_FILE, ExportError, ensure_exported, weights_fingerprint
@@ -124,15 +124,18 @@ def test_guard_serves_fp32_when_int8_is_worse(
 ) -> None:
     model_dir = make_tiny(tmp_path / "m", "bert")
     _fake_guard(monkeypatch, drop)
-    engine = ClassifierEngine.load(model_dir, device="cpu", threads=1, backend="onnx", guard_data_root=tmp_path)
-    assert engine.precision == served
+    # What the export child process runs, run here so that the guard's measurements can be faked.
+    answer = onnx_prepare.export_and_guard(model_dir, None, tmp_path, 1)
+    assert answer["guard"]["decision"] == served
     meta = json.loads((model_dir / "meta.json").read_text())["onnx"]
     assert meta["decision"] == served and meta["fingerprint"] == weights_fingerprint(model_dir)
     assert meta["fp32_accuracy"]["sentiment/zh"] == 0.7
     assert meta["int8_accuracy"]["sentiment/zh"] == pytest.approx(0.7 - drop)
-    # The decision is cached with the export: a second load does not measure again.
+    # The decision is cached with the export: loading serves it with no child process and no new measurement.
     monkeypatch.setattr(onnx_guard, "accuracy_by_group", lambda *a: pytest.fail("guard ran twice"))
-    assert ClassifierEngine.load(model_dir, device="cpu", threads=1, guard_data_root=tmp_path).precision == served
+    monkeypatch.setattr(onnx_prepare, "_run_child", lambda *a: pytest.fail("exported again"))
+    engine = ClassifierEngine.load(model_dir, device="cpu", threads=1, backend="onnx", guard_data_root=tmp_path)
+    assert (engine.precision, engine.guard["decision"]) == (served, served)
 
 
 def test_guard_without_validation_data_serves_fp32(tmp_path: Path) -> None:
