@@ -8,7 +8,11 @@ user's tables), serving the promoted model of the configured registry.
    to become queryable;
 3. latency: documents produced at half that rate; produce-to-queryable p50/p95/p99, where "queryable" is the moment
    a poll of ClickHouse (every POLL_S) first returns the id;
-4. where the time goes: the worker's per-stage histograms (/metrics) over each phase.
+4. where the time goes: the worker's per-stage histograms (/metrics) over each phase;
+5. memory: the worker's resident and peak resident memory (VmRSS / VmHWM, its /metrics gauges) at the end.
+
+Documents are English and Chinese (``ZH_SHARE`` of them, ``lang`` = zh), as in the default stream, so one worker
+serves both languages through one model.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from stream.metrics import STAGES
 
 POLL_S = 0.1
 WARMUP_DOCS = 200  # the first batches pay for lazy initialisation; not part of the figures
+ZH_SHARE = 0.4  # about the generator's share of Chinese news and comments
+_SYNTHETIC_ZH = ["{c}公司季度利润创新高，股价大涨", "{c}业绩不及预期，股价下跌", "{c}将于周二召开年度股东大会"]
 _SYNTHETIC = [
     "{c} shares soar after record quarterly profit and raised guidance",
     "{c} misses estimates as weak demand weighs on margins, stock slides",
@@ -43,21 +49,40 @@ _SYNTHETIC = [
 ]
 
 
-def _texts(settings: Settings, n: int) -> list[str]:
+def _zh_texts(settings: Settings) -> list[str]:
+    from classifier.data import read_table
+
+    texts: list[str] = []
+    root = settings.shared_data_dir
+    for rel in ("zh/finfe_eval.csv", "zh/finnl_eval.csv"):
+        if root is not None and (root / rel).is_file():
+            texts.extend(read_table(root / rel)["text"].astype(str).tolist())
+    return texts or [t.format(c=c) for c in ("华夏", "长江", "东方") for t in _SYNTHETIC_ZH]
+
+
+def _texts(settings: Settings, n: int) -> list[tuple[str, str]]:
+    """``n`` (text, lang) pairs, every ~1/ZH_SHARE-th one Chinese, in a fixed order."""
     from classifier.bench import bench_texts
     from classifier.data import DataError
 
     try:
-        texts = bench_texts(settings.shared_data_dir, n)
+        en = bench_texts(settings.shared_data_dir, n)
     except DataError:
-        texts = [t.format(c=c) for c in ("Acme", "Globex", "Initech", "Hooli") for t in _SYNTHETIC]
-    return [texts[i % len(texts)] for i in range(n)]
+        en = [t.format(c=c) for c in ("Acme", "Globex", "Initech", "Hooli") for t in _SYNTHETIC]
+    zh = _zh_texts(settings)
+    out = []
+    for i in range(n):
+        if int((i + 1) * ZH_SHARE) > int(i * ZH_SHARE):
+            out.append((zh[i % len(zh)], "zh"))
+        else:
+            out.append((en[i % len(en)], "en"))
+    return out
 
 
 def _engine_alone(settings: Settings, model_dir: Path, texts: list[str]) -> dict[str, Any]:
-    from classifier.engine import ClassifierEngine
+    from classifier.serving import load_engine
 
-    engine = ClassifierEngine.load(model_dir, settings=settings, device="cpu")
+    engine = load_engine(model_dir, settings, "cpu")  # what the worker serves (a transformer or the quick model)
     size = settings.stream_max_batch
     engine.predict(texts[: 2 * size])  # warm-up
     started = time.perf_counter()
@@ -68,7 +93,9 @@ def _engine_alone(settings: Settings, model_dir: Path, texts: list[str]) -> dict
     return {
         "docs_per_s": round(len(texts) / elapsed, 1),
         "model_version": engine.model_version,
-        "precision": str(engine.dtype).removeprefix("torch."),
+        "precision": getattr(engine, "precision", "n/a"),
+        "backend": getattr(engine, "backend", type(engine).__name__),
+        "threads": getattr(engine, "threads", None),
     }
 
 
@@ -252,13 +279,17 @@ def run_pipeline_bench(
     from stream.service import health
 
     model_dir = Registry.from_settings(settings).resolve(None)
-    texts = _texts(settings, WARMUP_DOCS + docs + latency_docs)
-    echo(f"engine alone on {docs} texts ...")
+    pairs = _texts(settings, WARMUP_DOCS + docs + latency_docs)
+    texts = [t for t, _ in pairs]
+    echo(f"engine alone on {docs} texts ({100 * ZH_SHARE:.0f} % Chinese) ...")
     alone = _engine_alone(settings, model_dir, texts[WARMUP_DOCS : WARMUP_DOCS + docs])
     echo(f"  {alone['docs_per_s']} docs/s; starting a local stack (kafka, clickhouse, stream) ...")
     run = uuid.uuid4().hex[:8]
     source = f"bench-{run}"
-    batch = [make_raw(source=source, kind="news", title=t[:1000], source_id=str(i)) for i, t in enumerate(texts)]
+    batch = [
+        make_raw(source=source, kind="news", title=t[:1000], source_id=str(i), lang=lang)
+        for i, (t, lang) in enumerate(pairs)
+    ]
     with _LocalStack(settings) as stack:
         deadline = time.monotonic() + 180
         while not ((h := health(stack.settings)) and h["ready"] and h["partitions"]):
@@ -277,6 +308,8 @@ def run_pipeline_bench(
         latency = _latency(stack, batch[WARMUP_DOCS + docs :], sustained / 2, watcher)
         after = _scrape(stack.settings)
         latency["where_the_time_goes"] = _breakdown(before, after, latency_docs)
+        memory = _memory(after)
+        echo(f"  worker memory: {memory['worker_rss_mib']} MiB resident, peak {memory['worker_peak_rss_mib']} MiB")
         # Again with the stack idle but up: this machine is shared, so the baseline is taken under both conditions
         # and the pipeline is held to the better of the two.
         echo("engine alone again, stack idle ...")
@@ -286,6 +319,8 @@ def run_pipeline_bench(
         "cores": len(os.sched_getaffinity(0)),
         "model_threads": settings.model_threads,
         "precision": alone["precision"],
+        "backend": alone["backend"],
+        "engine_threads": alone["threads"],
         "stream_max_batch": settings.stream_max_batch,
         "stream_max_wait_s": settings.stream_max_wait_s,
         "engine_alone_docs_per_s": max(alone["docs_per_s"], alone_after["docs_per_s"]),
@@ -294,8 +329,23 @@ def run_pipeline_bench(
         "pipeline_vs_engine": round(
             throughput["sustained_docs_per_s"] / max(alone["docs_per_s"], alone_after["docs_per_s"]), 3
         ),
+        "zh_share": ZH_SHARE,
+        **memory,
         "throughput": throughput,
         "latency": latency,
+    }
+
+
+def _memory(scrape: dict[str, float]) -> dict[str, Any]:
+    """The worker's own gauges (stream.metrics): resident now and peak resident (VmHWM), in MiB."""
+
+    def mib(key: str) -> float | None:
+        value = scrape.get(key)
+        return round(value / 2**20, 1) if value is not None and value == value else None  # NaN: not Linux
+
+    return {
+        "worker_rss_mib": mib("finpulse_stream_rss_bytes{}"),
+        "worker_peak_rss_mib": mib("finpulse_stream_peak_rss_bytes{}"),
     }
 
 
@@ -310,6 +360,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"({100 * report['pipeline_vs_engine']:.0f} % of the engine)",
         f"latency at {lat['rate_docs_per_s']} docs/s: p50 {lat['p50_s']} s, p95 {lat['p95_s']} s, "
         f"p99 {lat['p99_s']} s (produce -> queryable, polled every {lat['poll_interval_s']} s)",
+        f"worker memory       {report['worker_rss_mib']} MiB resident, peak {report['worker_peak_rss_mib']} MiB "
+        f"(EN + {100 * report['zh_share']:.0f} % ZH)",
     ]
     for phase in ("throughput", "latency"):
         parts = report[phase]["where_the_time_goes"]

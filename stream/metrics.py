@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -9,6 +11,17 @@ _STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 STAGES = ("decode", "inference", "clickhouse", "classified", "dlq", "wait_slot")
+
+
+def memory_kib(field: str, status: Path = Path("/proc/self/status")) -> float:
+    """A memory line of /proc/<pid>/status in KiB: VmRSS (resident now) or VmHWM (peak resident); NaN elsewhere."""
+    try:
+        for line in status.read_text(encoding="ascii", errors="replace").splitlines():
+            if line.startswith(f"{field}:"):
+                return float(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return float("nan")
 
 
 class StreamMetrics:
@@ -56,6 +69,14 @@ class StreamMetrics:
         self.model_info = Gauge(
             "finpulse_stream_model_info", "The model version served (value 1)", ["model_version"], registry=r
         )
+        # Read at scrape time. The peak is what sizing a machine needs: a worker that once held a torch model or an
+        # export keeps that high-water mark even after it is freed.
+        self.rss = Gauge("finpulse_stream_rss_bytes", "Resident memory of this worker now (VmRSS)", registry=r)
+        self.rss.set_function(lambda: 1024 * memory_kib("VmRSS"))
+        self.peak_rss = Gauge(
+            "finpulse_stream_peak_rss_bytes", "Peak resident memory of this worker (VmHWM)", registry=r
+        )
+        self.peak_rss.set_function(lambda: 1024 * memory_kib("VmHWM"))
         for stage in STAGES:
             self.stage.labels(stage)  # export every stage from the start, so rates exist before the first batch
         for outcome in ("stored", "unlabeled"):
