@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from finpulse.cli import app
@@ -40,6 +41,14 @@ def test_bench_classifier_json_keys(tmp_path: Path) -> None:
         assert set(scores) == {"engine", "pipeline", "ort_int8"}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
     assert report["engine_p95_batch_ms"] >= report["engine_p50_batch_ms"] > 0
+    profile = report["engine_profile"]
+    assert min(profile["tokenize_ms"], profile["inference_ms"]) > 0
+    parts = profile["tokenize_ms"] + profile["inference_ms"] + profile["python_ms"]
+    assert parts == pytest.approx(profile["total_ms"], abs=0.5)
+    assert sum(profile[f"{k}_share"] for k in ("tokenize", "inference", "python")) == pytest.approx(1.0, abs=0.01)
+    # No validation split for a random tiny model: the guard could not run, said why, and fp32 is served.
+    assert report["engine_guard"]["decision"] == "fp32" == report["engine_precision"]
+    assert report["engine_guard"]["reason"]
 
 
 def test_bench_classifier_rejects_a_missing_data_file(tmp_path: Path) -> None:
@@ -48,3 +57,19 @@ def test_bench_classifier_rejects_a_missing_data_file(tmp_path: Path) -> None:
     args = ["bench", "classifier", "--model", str(model), "--json", "--data", str(tmp_path / "nope.csv")]
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_bench_texts_by_language(tmp_path: Path) -> None:
+    from classifier.bench import bench_texts
+    from classifier.data import DataError
+
+    (tmp_path / "zh").mkdir()
+    posts = [f"股市大涨第{i}天" for i in range(30)]
+    pd.DataFrame({"text": posts, "label": ["positive"] * 30}).to_csv(tmp_path / "zh/finfe_train.csv", index=False)
+    picked = bench_texts(tmp_path, 10, "zh")
+    assert len(picked) == len(set(picked)) == 10 and set(picked) <= set(posts)
+    assert picked == bench_texts(tmp_path, 10, "zh")  # a fixed sample: runs compare the same texts
+    with pytest.raises(DataError, match="no benchmark texts"):
+        bench_texts(tmp_path, 10, "en")
+    with pytest.raises(DataError, match="choose one of en, zh"):
+        bench_texts(tmp_path, 10, "fr")
