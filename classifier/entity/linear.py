@@ -179,25 +179,32 @@ def train_entity(
     marked = {s: mark_rows(frame) for s, frame in parts.items()}
     vecs = features.vectorizers(len(train))
     train_docs = [features.doc_text(t) for t in dict.fromkeys(train["text"])]
-    for block in features.DOC_BLOCKS:
-        features.fit_block(vecs[block], train_docs)
+    train_doc_x = [vecs[block].fit_transform(train_docs) for block in features.DOC_BLOCKS]  # analysed once
     for block in features.PAIR_BLOCKS:
         features.fit_block(vecs[block], features.pair_view(block, marked["train"]))
     aux_texts, aux_labels = aux_rows(root, {str(t).casefold().strip() for t in rows["text"]})
     aux_docs = [features.doc_text(t) for t in aux_texts]
-    for block in features.AUX_BLOCKS:
-        features.fit_block(vecs[block], aux_docs)
+    if aux_docs:  # fit_transform: each text is analysed once
+        aux_x = _scale_aux([vecs[b].fit_transform(aux_docs) for b in features.AUX_BLOCKS])
+    else:
+        for block in features.AUX_BLOCKS:
+            features.fit_block(vecs[block], aux_docs)
     n_aux = sum(len(vecs[b].vocabulary_) for b in features.AUX_BLOCKS)
     aux_coef, aux_intercept = np.zeros((len(SENTIMENTS), n_aux), np.float32), np.zeros(len(SENTIMENTS), np.float32)
     if aux_texts:
-        aux_coef, aux_intercept = _fit_svm(_aux_matrix(vecs, aux_docs), aux_labels, SENTIMENTS, AUX_C, seed)
+        aux_coef, aux_intercept = _fit_svm(aux_x, aux_labels, SENTIMENTS, AUX_C, seed)
         say(f"  document-level English sentiment (stacked): {len(aux_texts)} rows from {', '.join(AUX_FILES)}")
     engine = EntityEngine(
         vecs,
         {"aux": (aux_coef, aux_intercept, 1.0)},
         {"model_version": "unsaved", "languages": sorted(set(train["lang"].dropna()))},
     )
-    x = {s: engine.pair_matrix(list(parts[s]["text"]), marked[s]) if len(parts[s]) else None for s in parts}
+    x = {
+        s: engine.pair_matrix(list(parts[s]["text"]), marked[s], train_doc_x if s == "train" else None)
+        if len(parts[s])
+        else None
+        for s in parts
+    }
     val = parts["val"]
     heads: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
     for head, column, classes, to_label, c in (
@@ -277,9 +284,12 @@ def _relevance_label(value: object) -> str | None:
 
 
 def _aux_matrix(vecs: dict[str, Any], docs: Sequence[str]) -> Any:
+    return _scale_aux([vecs[b].transform(docs) for b in features.AUX_BLOCKS])
+
+
+def _scale_aux(blocks: Sequence[Any]) -> Any:
     import scipy.sparse as sp
 
-    blocks = [vecs[b].transform(docs) for b in features.AUX_BLOCKS]
     return sp.hstack(blocks, format="csr", dtype=np.float32) * np.float32(1 / np.sqrt(len(blocks)))
 
 
@@ -352,9 +362,11 @@ class EntityEngine:
         coef, intercept, _ = self.heads[head]
         return np.asarray(x @ coef.T) + intercept
 
-    def pair_matrix(self, texts: Sequence[str], marked: Sequence[features.Marked]) -> Any:
+    def pair_matrix(
+        self, texts: Sequence[str], marked: Sequence[features.Marked], doc_blocks: Sequence[Any] | None = None
+    ) -> Any:
         """Feature rows of the pairs: the doc blocks and the stacked document-sentiment margins are computed once
-        per distinct text."""
+        per distinct text (``doc_blocks``: those already computed, one row per distinct text in order)."""
         import scipy.sparse as sp
 
         from classifier.quick import text_language
@@ -363,9 +375,14 @@ class EntityEngine:
         index = {t: i for i, t in enumerate(uniq)}
         rows = [index[t] for t in texts]
         docs = [features.doc_text(t) for t in uniq]
-        doc_x = sp.hstack([self.vecs[b].transform(docs) for b in features.DOC_BLOCKS], format="csr", dtype=np.float32)
-        english = np.array([text_language(t) == "en" for t in docs], dtype=np.float32)[:, None]
-        aux = self._margins("aux", _aux_matrix(self.vecs, docs)) * english * AUX_WEIGHT
+        if doc_blocks is None:
+            doc_blocks = [self.vecs[b].transform(docs) for b in features.DOC_BLOCKS]
+        doc_x = sp.hstack(doc_blocks, format="csr", dtype=np.float32)
+        # the stacked document-sentiment margins exist for English text only (zeros elsewhere, never computed)
+        english = [i for i, t in enumerate(docs) if text_language(t) == "en"]
+        aux = np.zeros((len(docs), len(SENTIMENTS)), np.float32)
+        if english:
+            aux[english] = self._margins("aux", _aux_matrix(self.vecs, [docs[i] for i in english])) * AUX_WEIGHT
         return features.stack(self.vecs, doc_x[rows], marked, aux[rows].astype(np.float32))
 
     def proba_matrix(self, x: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -253,3 +253,34 @@ def test_evaluate_entity_names_unknown_labels(trained_entity: dict, tmp_path: Pa
 def _write(path: Path, rows: list[dict]) -> Path:
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
+
+
+# --- first start -----------------------------------------------------------------------------------------------
+def test_first_start_trains_entity_model_once(entity_data: Path, tmp_path: Path) -> None:
+    from classifier.entity.bootstrap import ensure_entity_model
+    from classifier.entity.linear import entity_registry
+
+    settings = load_settings(data_dir=tmp_path / "fresh", shared_data_dir=entity_data)
+    messages: list[str] = []
+    info = ensure_entity_model(settings, echo=messages.append)
+    assert info is not None and entity_registry(settings).promoted().name == info.name  # type: ignore[union-attr]
+    assert "trained and promoted" in messages[-1]
+    assert ensure_entity_model(settings, echo=messages.append).name == info.name  # type: ignore[union-attr]
+    assert len(messages) == 1  # the second call found it: nothing trained
+
+    bare = load_settings(data_dir=tmp_path / "bare", shared_data_dir=tmp_path / "no-data")
+    assert ensure_entity_model(bare, echo=messages.append) is None
+    assert "no entity data" in messages[-1] and "finpulse train --task entity" in messages[-1]
+
+
+def test_broken_entity_model_is_a_load_error(trained_entity: dict, tmp_path: Path) -> None:
+    import shutil
+
+    from classifier.entity.linear import EntityEngine
+    from classifier.model import ModelLoadError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_entity["model"], broken)
+    (broken / "entity.npz").write_bytes(b"not an archive")
+    with pytest.raises(ModelLoadError, match="not a loadable entity model"):
+        EntityEngine.load(broken)
