@@ -133,6 +133,11 @@ def run(settings: Settings, *, stop: Any = None, idle: bool = True) -> dict[str,
             return {"state": "no_data"}
         if _sleep(NO_DATA_POLL_S, should_stop):
             return {"state": "stopped"}
+    # The quick entity model first (tens of seconds, once): off `finpulse up`'s path to first labels, at this
+    # part's low priority; never fatal for the transformer's training.
+    from classifier.entity.bootstrap import ensure_entity_model
+
+    ensure_entity_model(settings, echo=log.info)
     frame, prints = load_datasets(sets, settings.shared_data_dir)
     args = _recipe(settings, sets, sorted(set(frame_languages(frame))))
     key = job_key(args, prints)

@@ -43,13 +43,9 @@ def _placeholder(registry: Registry) -> ModelInfo:
 def ensure_default_model(
     settings: Settings, *, progress: bool = True, echo: Callable[[str], None] = print
 ) -> ModelInfo:
-    """The promoted document model (see _ensure_document_model), then the entity model beside it
-    (classifier/entity: trained once when none is promoted; never fatal)."""
-    from classifier.entity.bootstrap import ensure_entity_model
-
-    info = _ensure_document_model(settings, progress=progress, echo=echo)
-    ensure_entity_model(settings, echo=echo)
-    return info
+    """The promoted document model (see _ensure_document_model). The entity model is not trained here: the
+    background trainer does it first (classifier/background.py), so first labels never wait on it."""
+    return _ensure_document_model(settings, progress=progress, echo=echo)
 
 
 def _ensure_document_model(
