@@ -211,7 +211,10 @@ class Settings(BaseSettings):
     )
     model_int8: bool = Field(False, description="Torch backend on CPU only: dynamic int8 linear layers.")
     entity_max_per_doc: int = Field(
-        5, ge=1, le=50, description="Entity-level sentiment: at most this many entities per document, most relevant first."
+        5,
+        ge=1,
+        le=50,
+        description="Entity-level sentiment: at most this many entities per document, most relevant first.",
     )
     trainer_recipe: str = Field(
         "default", description="Recipe the background `trainer` part trains to convergence (name or TOML file)."

@@ -126,11 +126,11 @@ class Scenario:
 
 
 SCENARIOS = {
-    # Recurring negative news bursts, first at 2 min (the ticker's 5-minute share has ordinary news to rise from), then every 20 min, rotating over
-    # tickers: 32 distinct stories each, syndicated by several outlets, so story counting has copies to collapse
-    # and still sees a surge: rules count stories, and the ticker's ordinary news (random figures) is mostly one
-    # story per document, so a burst of 4 stories stayed under the default share rule's 60% (measured 0.31-0.45);
-    # 32 stories give 0.64-0.69, above the background's highest 5-minute share (0.57).
+    # Recurring negative news bursts, first at 2 min (the ticker's 5-minute share has ordinary news to rise from),
+    # then every 20 min, rotating over tickers: 32 distinct stories each, syndicated by several outlets, so story
+    # counting has copies to collapse and still sees a surge. Rules count stories, and the ticker's ordinary news
+    # (random figures) is mostly one story per document: a burst of 4 stories stayed under the default share rule's
+    # 60% (measured 0.31-0.45); 32 stories give 0.64-0.69, above the background's highest 5-minute share (0.57).
     "default": Scenario(
         {"negative": 0.25, "neutral": 0.45, "positive": 0.30},
         (
