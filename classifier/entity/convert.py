@@ -24,20 +24,14 @@ from pathlib import Path
 import pandas as pd
 
 from classifier.data import DataError, read_table
+from classifier.specs import SENTIMENT_ALIASES
 
 FIQA_NEGATIVE_BELOW = -0.1
 FIQA_POSITIVE_ABOVE = 0.1
 NOT_NEGATIVE = "not_negative"
 ENTITY_LABELS = ("negative", "neutral", "positive", NOT_NEGATIVE)
-LABEL_ALIASES = {
-    "negative": "negative",
-    "neg": "negative",
-    "bearish": "negative",
-    "neutral": "neutral",
-    "neu": "neutral",
-    "positive": "positive",
-    "pos": "positive",
-    "bullish": "positive",
+LABEL_ALIASES = {  # the product's sentiment vocabulary, plus FinNSP's "not the subject of negative news"
+    **SENTIMENT_ALIASES,
     "not_negative": NOT_NEGATIVE,
     "not-negative": NOT_NEGATIVE,
     "not negative": NOT_NEGATIVE,
