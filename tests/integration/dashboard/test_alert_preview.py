@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,8 +47,9 @@ def _burst(rng: random.Random, n0: int, at: datetime, negative: int, other: int)
 
 
 @pytest.fixture(scope="module")
-def preview_data(dash: DashStack) -> datetime:
-    """Three PRVW bursts in the last day, 60%, 75% and 90% negative, a rule over them, and an alert on the last."""
+def preview_data(dash: DashStack) -> Iterator[datetime]:
+    """Three PRVW bursts in the last day, 60%, 75% and 90% negative, a rule over them, and an alert on the last;
+    removed afterwards, because the other dashboard tests share this stack and count its documents and alerts."""
     from alerts import store
     from alerts.alert import ALERT_COLUMNS, Alert, StoryRef
     from alerts.rules import Rule
@@ -88,7 +90,16 @@ def preview_data(dash: DashStack) -> datetime:
         client.insert("alerts", [alert.to_row(datetime.now(UTC))], column_names=list(ALERT_COLUMNS))
     finally:
         client.close()
-    return now
+    yield now
+    client = create_client(dash.settings)
+    try:
+        store.delete_rule(dash.settings, rule.id, client=client)
+        sync = {"mutations_sync": 2}
+        for table in ("documents", "documents_minutely_latest"):
+            client.command(f"ALTER TABLE {table} DELETE WHERE has(tickers, {{t:String}})", {"t": TICKER}, settings=sync)
+        client.command("ALTER TABLE alerts DELETE WHERE id = {id:String}", {"id": ALERT_ID}, settings=sync)
+    finally:
+        client.close()
 
 
 def _fired(tab: Any, times: int) -> None:
