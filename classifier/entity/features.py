@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from classifier.quick import CHAR_PARAMS, WORD_PARAMS
 from classifier.text import clean_text
 
 TARGET = " qentq "
@@ -36,21 +37,9 @@ SUFFIXES = re.compile(
     r"[\s,.]+(plc|inc|corp|corporation|ltd|limited|group|holdings?|co|company|sa|ag|nv|se|llc|lp)\.?$", re.I
 )
 
-DOC_WORD: dict[str, Any] = {
-    "analyzer": "word",
-    "ngram_range": (1, 2),
-    "min_df": 2,
-    "max_features": 40_000,
-    "sublinear_tf": True,
-    "token_pattern": r"(?u)\b\w+\b",
-}
-DOC_CHAR: dict[str, Any] = {
-    "analyzer": "char_wb",
-    "ngram_range": (1, 4),
-    "min_df": 2,
-    "max_features": 80_000,
-    "sublinear_tf": True,
-}
+# The quick document model's vectorizers (classifier/quick.py), with smaller vocabularies.
+DOC_WORD: dict[str, Any] = {**WORD_PARAMS, "max_features": 40_000}
+DOC_CHAR: dict[str, Any] = {**CHAR_PARAMS, "max_features": 80_000}
 SIDE_WORD: dict[str, Any] = {**DOC_WORD, "max_features": 20_000}
 SIDE_CHAR: dict[str, Any] = {**DOC_CHAR, "ngram_range": (1, 3), "max_features": 30_000}
 AUX_WORD: dict[str, Any] = {**DOC_WORD, "max_features": 50_000}
