@@ -71,8 +71,9 @@ def read_model_info(path: Path, promoted: bool = False) -> ModelInfo:
 
 
 class Registry:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, train_command: str = "finpulse train") -> None:
         self.root = Path(root)
+        self.train_command = train_command  # named in "no model" messages: what makes one for this registry
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
@@ -126,12 +127,14 @@ class Registry:
         if name_or_dir is None or str(name_or_dir) == "promoted":
             info = self.promoted()
             if info is None:
-                raise RegistryError(f"no promoted model in {self.root}; run `finpulse train` or `finpulse up`")
+                raise RegistryError(
+                    f"no promoted model in {self.root}; run `{self.train_command} --promote` or `finpulse up`"
+                )
             return info.path
         if str(name_or_dir) == "latest":
             models = self.list()
             if not models:
-                raise RegistryError(f"no models in {self.root}; run `finpulse train`")
+                raise RegistryError(f"no models in {self.root}; run `{self.train_command}`")
             return models[-1].path
         candidate = Path(name_or_dir).expanduser()
         if (candidate / META_FILE).is_file():

@@ -48,7 +48,7 @@ RELEVANCE_CLASSES = ("not", "about")
 
 def entity_registry(settings: Any) -> Registry:
     """Entity models live in their own registry folder (own PROMOTED) beside the document models."""
-    return Registry(Path(settings.registry_dir) / "entity")
+    return Registry(Path(settings.registry_dir) / "entity", train_command="finpulse train --task entity")
 
 
 def training_label(label: object) -> str | None:

@@ -250,6 +250,14 @@ def test_evaluate_entity_names_unknown_labels(trained_entity: dict, tmp_path: Pa
         convert.read_entity_rows(_write(tmp_path / "cols.csv", [{"text": "x", "label": "negative"}]))
 
 
+def test_evaluate_entity_without_a_model_names_the_command(entity_data: Path, tmp_path: Path) -> None:
+    rows = _write(tmp_path / "rows.csv", [{"text": "Acme up", "entity": "Acme", "label": "positive"}])
+    env = {"FINPULSE_DATA_DIR": str(tmp_path / "empty"), "FINPULSE_SHARED_DATA_DIR": str(entity_data)}
+    result = _evaluate(env, rows)
+    assert result.exit_code == 2
+    assert "no promoted model" in result.output and "finpulse train --task entity --promote" in result.output
+
+
 def _write(path: Path, rows: list[dict]) -> Path:
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
