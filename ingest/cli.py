@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ingest.config import GeneratorSource, IngestConfig, ReplaySource, SourceConfigError, build_config
+from ingest.config import IngestConfig, SourceConfigError, build_config
+
+if TYPE_CHECKING:  # the source kinds load Kafka and HTTP clients: only the commands that run them import them
+    from ingest.sources.replay import Config as ReplayConfig
 
 ingest_app = typer.Typer(help="Ingest workers: feeds, APIs, push, replay, scenario generator.", no_args_is_help=True)
 
@@ -123,7 +126,9 @@ def replay(
         raise typer.BadParameter("kind is news|comment, order is time|file")
     if speed < 0 or (limit is not None and limit < 1):
         raise typer.BadParameter("--speed must be >= 0 and --limit >= 1")
-    src_cfg = ReplaySource(
+    from ingest.sources.replay import Config as ReplayConfig
+
+    src_cfg = ReplayConfig(
         name=source or f"replay:{file.stem}",
         path=file.resolve(),
         mapping=mapping,
@@ -161,7 +166,7 @@ def replay(
     except ReplayError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
-    cfg = _config(replay=(src_cfg,), rss=(), http_json=(), generator=())
+    cfg = _config(sources=(src_cfg,))
     if running_worker(cfg.state_dir) is None:
         try:
             worker = Worker(cfg)
@@ -210,11 +215,11 @@ def _final_line(name: str, counts: dict[str, int], took: float, topic: str, via:
     )
 
 
-def _replay_here(worker, cfg: IngestConfig, src_cfg: ReplaySource, shift_to_now: bool) -> None:
-    from ingest.sources.replay import FileReplaySource
+def _replay_here(worker, cfg: IngestConfig, src_cfg: ReplayConfig, shift_to_now: bool) -> None:
+    from ingest.sources.replay import Source as ReplaySource
 
     progress = _Progress(src_cfg.name)
-    source = FileReplaySource(
+    source = ReplaySource(
         src_cfg,
         cfg.batch_size,
         rerun_finished=True,
@@ -235,7 +240,7 @@ def _replay_here(worker, cfg: IngestConfig, src_cfg: ReplaySource, shift_to_now:
     _final_line(src_cfg.name, source.counts.as_dict(), time.monotonic() - started, cfg.topic)
 
 
-def _replay_via_worker(cfg: IngestConfig, src_cfg: ReplaySource, shift_to_now: bool) -> None:
+def _replay_via_worker(cfg: IngestConfig, src_cfg: ReplayConfig, shift_to_now: bool) -> None:
     from ingest import spool
 
     holder = spool.running_worker(cfg.state_dir)
@@ -291,10 +296,10 @@ def generate(
     seed: Annotated[int, typer.Option(help="Same seed + source = same documents (ids) again.")] = 7,
 ) -> None:
     """Generate realistic English and Chinese headlines and comments with injected events."""
-    from ingest.sources.generator import GeneratorSourceRunner, UnknownScenario
+    from ingest.sources import generator as kind
 
     settings = _settings()
-    gen = GeneratorSource(
+    gen = kind.Config(
         name=source,
         rate=rate or settings.ingest_generator_rate,
         scenario=scenario or settings.ingest_generator_scenario,
@@ -302,10 +307,10 @@ def generate(
         count=count,
     )
     try:
-        runner = GeneratorSourceRunner(gen, settings.ingest_batch_size)
-    except UnknownScenario as exc:
+        runner = kind.Source(gen, settings.ingest_batch_size)
+    except kind.UnknownScenario as exc:
         raise typer.BadParameter(str(exc)) from exc
-    cfg = _config(generator=(gen,), rss=(), http_json=(), replay=())
+    cfg = _config(sources=(gen,))
     _run_finite(cfg, runner, source)
 
 
@@ -340,11 +345,11 @@ def bench(
     source: Annotated[str | None, typer.Option(help="Source name (default: a fresh one per run).")] = None,
 ) -> None:
     """Produce throughput of the full shared path (normalise, dedupe, produce acks=all, checkpoint)."""
-    from ingest.sources.generator import GeneratorSourceRunner
+    from ingest.sources import generator as kind
 
-    gen = GeneratorSource(name=source or f"bench-{int(time.time())}", rate=1e9, count=count, scenario="default")
-    cfg = _config(generator=(gen,), rss=(), http_json=(), replay=())
-    _run_finite(cfg, GeneratorSourceRunner(gen, cfg.batch_size), "bench ingest")
+    gen = kind.Config(name=source or f"bench-{int(time.time())}", rate=1e9, count=count, scenario="default")
+    cfg = _config(sources=(gen,))
+    _run_finite(cfg, kind.Source(gen, cfg.batch_size), "bench ingest")
 
 
 ingest_app.command()(run)

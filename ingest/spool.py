@@ -10,7 +10,7 @@ the replay to the worker that holds the lock:
     <state_dir>/spool/jobs/<job>.state.json progress and the final counts, replaced atomically after each batch
     <state_dir>/spool/jobs/<job>.cancel     the CLI asks the worker to stop the job (Ctrl-C)
 
-Why a spool and not the push endpoint: the worker runs the very same FileReplaySource a standalone replay runs
+Why a spool and not the push endpoint: the worker runs the very same replay.Source a standalone replay runs
 (same source name, so the same document ids; same mapping, kind, time order and --speed schedule), and its file
 position is checkpointed in the same transaction as the documents. A killed CLI or a killed worker therefore
 neither loses nor repeats rows: a job left unfinished in jobs/ resumes from its checkpoint when the worker starts
@@ -37,9 +37,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ingest.config import ReplaySource
+from ingest.sources import replay
 from ingest.sources.base import SourceContext
-from ingest.sources.replay import FileReplaySource, ReplayCounts
+from ingest.sources.replay import ReplayCounts
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 # --- the job -------------------------------------------------------------------------------------------------
 
 
-OPTIONS = ("shift_to_now",)  # FileReplaySource arguments beyond the ReplaySource config
+OPTIONS = ("shift_to_now",)  # replay.Source arguments beyond its replay.Config
 
 
-def job_to_json(job_id: str, cfg: ReplaySource, **options: Any) -> dict[str, Any]:
+def job_to_json(job_id: str, cfg: replay.Config, **options: Any) -> dict[str, Any]:
     return {
         "id": job_id,
         "replay": {**asdict(cfg), "path": str(cfg.path)},
@@ -95,19 +95,19 @@ def job_to_json(job_id: str, cfg: ReplaySource, **options: Any) -> dict[str, Any
     }
 
 
-def job_from_json(value: dict[str, Any]) -> tuple[str, ReplaySource, dict[str, Any]]:
+def job_from_json(value: dict[str, Any]) -> tuple[str, replay.Config, dict[str, Any]]:
     """The job's id, replay config and options; ValueError names what is wrong with a job file."""
     job_id, raw, options = value.get("id"), value.get("replay"), value.get("options") or {}
     if not isinstance(job_id, str) or not isinstance(raw, dict) or not isinstance(options, dict):
         raise ValueError("job file needs 'id' and 'replay'")
     if set(options) - set(OPTIONS):
         raise ValueError(f"unknown job option(s) {', '.join(sorted(set(options) - set(OPTIONS)))}")
-    known = {f.name for f in fields(ReplaySource)}
+    known = {f.name for f in fields(replay.Config)}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"unknown replay option(s) {', '.join(unknown)}")
     try:
-        return job_id, ReplaySource(**{**raw, "path": Path(raw["path"])}), options
+        return job_id, replay.Config(**{**raw, "path": Path(raw["path"])}), options
     except (KeyError, TypeError) as exc:
         raise ValueError(f"bad replay options: {exc}") from exc
 
@@ -167,7 +167,7 @@ def running_worker(state_dir: Path) -> RunningWorker | None:
         os.close(fd)
 
 
-def submit(state_dir: Path, cfg: ReplaySource, **options: Any) -> str:
+def submit(state_dir: Path, cfg: replay.Config, **options: Any) -> str:
     """Hand a replay to the worker: written aside, then renamed into incoming/ in one step."""
     tmp, incoming, _ = _dirs(spool_dir(state_dir))
     job_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -342,7 +342,7 @@ class SpoolRunner:
     def _run_job(
         self,
         ctx: SourceContext,
-        cfg: ReplaySource,
+        cfg: replay.Config,
         options: dict[str, Any],
         state: JobState,
         stop: threading.Event,
@@ -370,7 +370,7 @@ class SpoolRunner:
 
         job_ctx = SourceContext(ctx.pipeline, ctx.store, ctx.metrics, stop, ctx.max_fetch_bytes)
         # A resumed job continues from its checkpoint even when that is the end of the file.
-        source = FileReplaySource(
+        source = replay.Source(
             cfg,
             self.batch_size,
             rerun_finished=not resumed,

@@ -25,12 +25,9 @@ from ingest.normalise import Normaliser
 from ingest.pipeline import Pipeline
 from ingest.producer import RawProducer
 from ingest.recovery import recover
+from ingest.sources import build_source
 from ingest.sources.base import Source, SourceContext
-from ingest.sources.generator import GeneratorSourceRunner
-from ingest.sources.http_json import HttpJsonApiSource
 from ingest.sources.push import PushEndpoint
-from ingest.sources.replay import FileReplaySource
-from ingest.sources.rss import RssSource
 from ingest.spool import SpoolRunner
 from ingest.store import StateStore
 
@@ -42,11 +39,8 @@ class WorkerBusy(RuntimeError):
 
 
 def build_sources(config: IngestConfig) -> list[Source]:
-    sources: list[Source] = [RssSource(f) for f in config.rss]
-    sources += [HttpJsonApiSource(s) for s in config.http_json]
-    sources += [FileReplaySource(s, config.batch_size) for s in config.replay]
-    sources += [GeneratorSourceRunner(s, config.batch_size) for s in config.generator]
-    return sources
+    """One Source per configured source, by its kind (ingest/sources/<kind>.py)."""
+    return [build_source(cfg, config.batch_size) for cfg in config.sources]
 
 
 class Worker:

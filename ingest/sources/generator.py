@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ingest.config import GeneratorSource
 from ingest.item import Item
 from ingest.pipeline import Stopped
-from ingest.sources.base import SourceContext
+from ingest.sources import register
+from ingest.sources.base import SourceConfig, SourceContext
 
 US = [
     ("Apple", "AAPL"),
@@ -264,8 +264,19 @@ def _story_copy(event: Event, occurrence: int, rng: random.Random) -> tuple[Item
     return item, event.mood, tag
 
 
-class GeneratorSourceRunner:
-    def __init__(self, cfg: GeneratorSource, batch_size: int = 500) -> None:
+@dataclass(frozen=True)
+class Config(SourceConfig):
+    """One generator: a ``[[generator]]`` table (the default source when no sources file is set)."""
+
+    name: str = "generator"
+    rate: float = 5.0
+    scenario: str = "default"
+    seed: int = 7
+    count: int | None = None  # stop after this many documents (load tests)
+
+
+class Source:
+    def __init__(self, cfg: Config, batch_size: int = 500) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.scenario = scenario(cfg.scenario)
@@ -302,3 +313,6 @@ class GeneratorSourceRunner:
             seq += n
             self.produced = seq
             ctx.ok(self.name)
+
+
+register("generator", Config, Source)

@@ -6,15 +6,53 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import httpx
 
-from ingest.config import HttpJsonSource
 from ingest.item import Item
-from ingest.sources.base import SourceContext
+from ingest.sources import register
+from ingest.sources.base import Kind, SourceConfig, SourceContext, from_table
 from ingest.sources.fetch import FetchError, get
 from ingest.sources.polling import poll_forever
+
+
+@dataclass(frozen=True)
+class Pagination:
+    type: Literal["none", "cursor", "page"] = "none"
+    param: str = "cursor"  # query parameter carrying the cursor or page number
+    next_path: str = "next"  # cursor: where the next cursor is in the response body
+    start: int = 1  # page: first page number
+    size_param: str | None = None
+    size: int | None = None
+    max_pages: int = 100  # per poll, so one endless API cannot starve the rest
+
+
+@dataclass(frozen=True)
+class Config(SourceConfig):
+    """One API: a ``[[http_json]]`` table (its ``pagination`` a sub-table)."""
+
+    name: str
+    url: str
+    items_path: str = ""  # dotted path to the list of items; "" = the body is the list
+    mapping: dict[str, str] = field(default_factory=dict)  # contract field -> dotted path in an item
+    pagination: Pagination = field(default_factory=Pagination)
+    interval_s: float = 60.0
+    timeout_s: float = 10.0
+    rate_limit_per_s: float = 5.0
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    kind: Kind = "news"
+    backoff_max_s: float = 3600.0
+
+    @classmethod
+    def prepare(cls, values: dict[str, Any], table: str, base_dir: Path) -> dict[str, Any]:
+        if isinstance(values.get("pagination"), dict):
+            values["pagination"] = from_table(Pagination, f"{table}.pagination", values["pagination"], base_dir)
+        return values
+
 
 DEFAULT_MAPPING = {
     "source_id": "id",
@@ -67,8 +105,8 @@ def effective_mapping(mapping: dict[str, str]) -> dict[str, str]:
     return merged
 
 
-class HttpJsonApiSource:
-    def __init__(self, cfg: HttpJsonSource) -> None:
+class Source:
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.mapping = effective_mapping(cfg.mapping)
@@ -147,3 +185,6 @@ class HttpJsonApiSource:
             backoff_max_s=self.cfg.backoff_max_s,
             fixed_cadence=False,
         )
+
+
+register("http_json", Config, lambda cfg, batch_size: Source(cfg))

@@ -11,18 +11,47 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ingest.config import ReplaySource
 from ingest.item import Item, Rejected
 from ingest.pipeline import Stopped
-from ingest.sources.base import SourceContext
+from ingest.sources import register
+from ingest.sources.base import Kind, SourceConfig, SourceConfigError, SourceContext
 from ingest.timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config(SourceConfig):
+    """One file: a ``[[replay]]`` table, or what `finpulse ingest replay` was given."""
+
+    name: str
+    path: Path
+    mapping: dict[str, str] = field(default_factory=dict)  # contract field -> column
+    speed: float = 0.0  # 0 = as fast as possible; 600 = ten minutes of history per second
+    max_gap_s: float | None = None  # cap one wait (history has nights and weekends)
+    kind: Kind = "news"
+    format: Literal["auto", "csv", "jsonl", "parquet"] = "auto"
+    order: Literal["time", "file"] = "time"
+    limit: int | None = None
+
+    @classmethod
+    def prepare(cls, values: dict[str, Any], table: str, base_dir: Path) -> dict[str, Any]:
+        if "path" in values:  # relative to the sources file; the name defaults to the file's
+            path = Path(values["path"]).expanduser()
+            values["path"] = path if path.is_absolute() else base_dir / path
+            values.setdefault("name", f"replay:{values['path'].stem}")
+        return values
+
+    def validate(self, table: str) -> None:
+        super().validate(table)
+        if self.speed < 0:
+            raise SourceConfigError(f"[{table}] {self.name}: speed must be >= 0")
+
 
 # Contract field -> column names tried when the mapping does not name one.
 DEFAULT_COLUMNS = {
@@ -89,7 +118,7 @@ def read_rows(path: Path, fmt: str) -> Iterator[Row]:
         raise ReplayError(f"unknown format {fmt!r}")
 
 
-def inspect(cfg: ReplaySource, sample: int = 100) -> dict[str, str]:
+def inspect(cfg: Config, sample: int = 100) -> dict[str, str]:
     """The column mapping, from the file's first records only: a cheap check, before a replay starts, that the
     file exists, has a known format and a text column. Raises ReplayError with the reason."""
     if not cfg.path.is_file():
@@ -121,7 +150,7 @@ def inspect(cfg: ReplaySource, sample: int = 100) -> dict[str, str]:
     return _columns(cfg, header)
 
 
-def _columns(cfg: ReplaySource, header: set[str]) -> dict[str, str]:
+def _columns(cfg: Config, header: set[str]) -> dict[str, str]:
     mapping = {("source_id" if k == "id" else k): v for k, v in cfg.mapping.items()}
     missing = sorted(f"{k}={v}" for k, v in mapping.items() if v not in header)
     if missing:
@@ -169,18 +198,18 @@ class ReplayCounts:
         return asdict(self)
 
 
-def older_than(cfg: ReplaySource, cutoff: float, *, shift_to_now: bool = False) -> tuple[int, int]:
+def older_than(cfg: Config, cutoff: float, *, shift_to_now: bool = False) -> tuple[int, int]:
     """(rows with a time before ``cutoff``, as replayed: shifted or not; rows) of the file: reads it once, to warn
     before a replay whose rows the warehouse's retention would drop. ReplayError as for a replay."""
-    source = FileReplaySource(cfg, shift_to_now=shift_to_now)
+    source = Source(cfg, shift_to_now=shift_to_now)
     rows, _, times = source._load()
     return sum(1 for t in times if t is not None and t + source._shift_s < cutoff), len(rows)
 
 
-class FileReplaySource:
+class Source:
     def __init__(
         self,
-        cfg: ReplaySource,
+        cfg: Config,
         batch_size: int = 500,
         *,
         rerun_finished: bool = False,
@@ -321,3 +350,6 @@ class FileReplaySource:
             i = j
         self.done = True
         log.info("%s: replay finished (%d rows)", self.name, len(rows))
+
+
+register("replay", Config, Source)

@@ -5,18 +5,31 @@ acknowledged them."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import feedparser
 import httpx
 
-from ingest.config import RssFeed
 from ingest.item import Item
-from ingest.sources.base import SourceContext
+from ingest.sources import register
+from ingest.sources.base import Kind, SourceConfig, SourceContext
 from ingest.sources.fetch import FetchError, get
 from ingest.sources.polling import poll_forever
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config(SourceConfig):
+    """One feed: a ``[[rss]]`` table."""
+
+    name: str
+    url: str
+    interval_s: float = 300.0
+    timeout_s: float = 10.0
+    kind: Kind = "news"
+    backoff_max_s: float = 3600.0
 
 
 def entries_to_items(parsed: Any) -> list[Item]:
@@ -52,8 +65,8 @@ def parse_feed(body: bytes, content_type: str | None) -> Any:
     return parsed
 
 
-class RssSource:
-    def __init__(self, feed: RssFeed) -> None:
+class Source:
+    def __init__(self, feed: Config) -> None:
         self.feed = feed
         self.name = feed.name
 
@@ -86,3 +99,6 @@ class RssSource:
             backoff_max_s=self.feed.backoff_max_s,
             fixed_cadence=True,
         )
+
+
+register("rss", Config, lambda cfg, batch_size: Source(cfg))

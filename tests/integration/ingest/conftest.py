@@ -66,7 +66,7 @@ def ingest_config(stack: Stack, topic: str, tmp_path: Path) -> Callable[..., Ing
     def build(**overrides: Any) -> IngestConfig:
         base = dict(topic=topic, state_dir=tmp_path / "ingest-state", port=free_ports(1)[0], api_keys=frozenset({"k1"}))
         base.update(overrides)
-        return build_config(stack.settings, **{"rss": (), "http_json": (), "replay": (), "generator": (), **base})
+        return build_config(stack.settings, **{"sources": (), **base})
 
     return build
 

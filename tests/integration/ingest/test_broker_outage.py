@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from finpulse.contracts import document_id
-from ingest.config import ReplaySource, build_config
-from ingest.sources.replay import FileReplaySource
+from ingest.config import build_config
+from ingest.sources import replay
 from ingest.worker import Worker
 from tests.integration.ingest.conftest import make_topic, read_topic, wait_for
 from tests.integration.ingest.test_push_restart import _distinct_texts
@@ -48,20 +48,17 @@ def test_broker_down_mid_replay_loses_and_repeats_nothing(private_kafka: Stack, 
         for i, text in enumerate(_distinct_texts(n)):
             fh.write(json.dumps({"id": f"r{i}", "headline": text, "date": 1_700_000_000 + i}) + "\n")
     # One history second per row at speed 30: ~8 s of replay, so the broker dies with most rows still to come.
-    src = ReplaySource(name="hist", path=path, mapping={"title": "headline"}, speed=30.0)
+    src = replay.Config(name="hist", path=path, mapping={"title": "headline"}, speed=30.0)
     cfg = build_config(
         settings,
-        rss=(),
-        http_json=(),
-        replay=(src,),
-        generator=(),
+        sources=(src,),
         topic=topic,
         state_dir=tmp_path / "ingest-state",
         port=free_ports(1)[0],
         batch_size=20,
     )
     worker = Worker(cfg)
-    source = FileReplaySource(src, cfg.batch_size)
+    source = replay.Source(src, cfg.batch_size)
     worker.start([source])
     try:
         wait_for(lambda: len(read_topic(settings, topic)) >= 20, timeout=60, what="the first rows on the topic")

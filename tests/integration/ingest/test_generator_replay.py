@@ -22,9 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from finpulse.contracts import RawDocument, document_id, parse_raw
 from finpulse.settings import Settings
-from ingest.config import GeneratorSource
 from ingest.sources import generator
-from ingest.sources.generator import GeneratorSourceRunner
 from ingest.worker import Worker
 from tests.stack import Stack
 
@@ -49,7 +47,7 @@ def read_records(settings: Settings, topic: str) -> list[tuple[int, RawDocument]
 def ingest_cli(stack: Stack, topic: str, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**stack.env, "FINPULSE_TOPIC_RAW": topic, "FINPULSE_INGEST_STATE_DIR": str(state)}
     proc = subprocess.run(
-        [sys.executable, "-m", "ingest", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "finpulse", "ingest", *args], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 0, f"ingest {' '.join(args)} exited {proc.returncode}\n{proc.stderr}"
     return proc
@@ -100,9 +98,9 @@ def test_negative_surge_scenario_reaches_kafka(
     count = int((event.start_s + event.duration_s + 60) * rate)
     monkeypatch.setattr(generator, "time", VirtualClock(step_s))
     cfg = ingest_config(batch_size=100)
-    gen = GeneratorSource(name="gen-surge", rate=rate, scenario="negative_surge", seed=3, count=count)
+    gen = generator.Config(name="gen-surge", rate=rate, scenario="negative_surge", seed=3, count=count)
     worker = Worker(cfg)
-    worker.start([GeneratorSourceRunner(gen, cfg.batch_size)])
+    worker.start([generator.Source(gen, cfg.batch_size)])
     try:
         worker.wait_sources(90)
         assert not any(t.is_alive() for t in worker.threads), "the generator did not finish in 90 s"

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from finpulse.contracts import document_id, hash_author
-from ingest.config import HttpJsonSource, Pagination, RssFeed
+from ingest.sources import http_json, rss
 from ingest.worker import Worker
 from tests.integration.ingest.conftest import LocalServer, read_topic, wait_for
 
@@ -75,25 +75,23 @@ def test_feeds_and_api_land_on_kafka_exactly(ingest_config, http_server: LocalSe
     # the source that hangs, so that each is counted under its own reason.
     fast = {"interval_s": 0.5, "timeout_s": 5.0, "backoff_max_s": 2.0}
     cfg = ingest_config(
-        rss=(
-            RssFeed("t-rss", f"{s.url}/rss", **fast),
-            RssFeed("t-atom", f"{s.url}/atom", kind="comment", **fast),
-            RssFeed("t-500", f"{s.url}/broken", **fast),
-            RssFeed("t-hang", f"{s.url}/hang", **(fast | {"timeout_s": 1.0})),
-            RssFeed("t-garbage", f"{s.url}/garbage", **fast),
-            RssFeed("t-huge", f"{s.url}/huge", **fast),
-        ),
-        http_json=(
-            HttpJsonSource(
+        sources=(
+            rss.Config("t-rss", f"{s.url}/rss", **fast),
+            rss.Config("t-atom", f"{s.url}/atom", kind="comment", **fast),
+            rss.Config("t-500", f"{s.url}/broken", **fast),
+            rss.Config("t-hang", f"{s.url}/hang", **(fast | {"timeout_s": 1.0})),
+            rss.Config("t-garbage", f"{s.url}/garbage", **fast),
+            rss.Config("t-huge", f"{s.url}/huge", **fast),
+            http_json.Config(
                 "t-api",
                 f"{s.url}/api",
                 items_path="data",
                 mapping={"id": "uid", "title": "headline", "published_at": "ts", "tickers": "syms"},
-                pagination=Pagination(type="cursor", param="cursor", next_path="next"),
+                pagination=http_json.Pagination(type="cursor", param="cursor", next_path="next"),
                 interval_s=0.5,
                 rate_limit_per_s=20,
             ),
-            HttpJsonSource("t-badjson", f"{s.url}/badjson", items_path="data", interval_s=0.5),
+            http_json.Config("t-badjson", f"{s.url}/badjson", items_path="data", interval_s=0.5),
         ),
         max_fetch_bytes=1_000_000,
     )

@@ -22,12 +22,12 @@ from typer.testing import CliRunner
 from finpulse.contracts import RawDocument
 from ingest import spool
 from ingest.cli import ingest_app
-from ingest.config import ReplaySource
 from ingest.metrics import IngestMetrics
 from ingest.normalise import Normaliser
 from ingest.pipeline import Pipeline
 from ingest.producer import SendResult
 from ingest.sources.base import SourceContext
+from ingest.sources.replay import Config as ReplayConfig
 from ingest.store import StateStore
 from ingest.tickers import DEFAULT_COMPANIES
 
@@ -124,7 +124,7 @@ def test_running_worker_is_found_by_its_lock(tmp_path: Path) -> None:
 
 def test_a_file_handed_over_twice_is_produced_once(worker: FakeWorker, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "news.csv", 30)
-    cfg = ReplaySource(name="replay:news", path=path)
+    cfg = ReplayConfig(name="replay:news", path=path)
     first = spool.wait(worker.state_dir, spool.submit(worker.state_dir, cfg))
     assert first.state == "done" and first.topic == "t"
     assert (first.counts["read"], first.counts["accepted"], first.counts["duplicates"]) == (30, 30, 0)
@@ -139,7 +139,7 @@ def test_a_file_handed_over_twice_is_produced_once(worker: FakeWorker, tmp_path:
 
 def test_shift_to_now_travels_with_the_job(worker: FakeWorker, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "old.csv", 5)  # 2024-05-01 12:00:00 .. 12:00:04
-    job_id = spool.submit(worker.state_dir, ReplaySource(name="replay:old", path=path), shift_to_now=True)
+    job_id = spool.submit(worker.state_dir, ReplayConfig(name="replay:old", path=path), shift_to_now=True)
     assert spool.wait(worker.state_dir, job_id).state == "done"
     docs = sorted(worker.producer.sent, key=lambda d: d.published_at)
     assert len(docs) == 5
@@ -150,7 +150,7 @@ def test_shift_to_now_travels_with_the_job(worker: FakeWorker, tmp_path: Path) -
 
 def test_a_job_nobody_claims_is_withdrawn_with_a_clear_error(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    cfg = ReplaySource(name="replay:x", path=write_csv(tmp_path / "x.csv", 2))
+    cfg = ReplayConfig(name="replay:x", path=write_csv(tmp_path / "x.csv", 2))
     job_id = spool.submit(state, cfg)
     with pytest.raises(spool.SpoolError, match="did not take the replay"):
         spool.wait(state, job_id, claim_timeout_s=0.3, poll_s=0.05)
@@ -158,12 +158,12 @@ def test_a_job_nobody_claims_is_withdrawn_with_a_clear_error(tmp_path: Path) -> 
 
 
 def test_bad_jobs_fail_with_a_reason(worker: FakeWorker, tmp_path: Path) -> None:
-    busy = ReplaySource(name="generator", path=write_csv(tmp_path / "g.csv", 2))
+    busy = ReplayConfig(name="generator", path=write_csv(tmp_path / "g.csv", 2))
     state = spool.wait(worker.state_dir, spool.submit(worker.state_dir, busy))
     assert state.state == "failed" and "source generator is busy" in (state.error or "")
     gone = tmp_path / "gone.csv"
     write_csv(gone, 2)
-    job_id = spool.submit(worker.state_dir, ReplaySource(name="replay:gone", path=gone))
+    job_id = spool.submit(worker.state_dir, ReplayConfig(name="replay:gone", path=gone))
     gone.unlink()  # removed before the worker read it
     state = spool.wait(worker.state_dir, job_id)
     assert state.state == "failed" and "does not exist" in (state.error or "")
@@ -174,7 +174,7 @@ def test_a_job_interrupted_by_a_worker_stop_resumes_without_repeating(tmp_path: 
     path = write_csv(tmp_path / "slow.csv", 40)
     state_dir = tmp_path / "state"
     first = FakeWorker(state_dir, FakeProducer(delay_s=0.05), batch_size=4)
-    job_id = spool.submit(state_dir, ReplaySource(name="replay:slow", path=path))
+    job_id = spool.submit(state_dir, ReplayConfig(name="replay:slow", path=path))
     deadline = time.monotonic() + 20
     while len(first.producer.sent) < 8 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -272,7 +272,7 @@ def test_a_cancelled_job_keeps_its_position_and_the_next_replay_continues(tmp_pa
     path = write_csv(tmp_path / "long.csv", 40)
     w = FakeWorker(tmp_path / "state", FakeProducer(delay_s=0.05), batch_size=4)
     try:
-        cfg = ReplaySource(name="replay:long", path=path)
+        cfg = ReplayConfig(name="replay:long", path=path)
         job_id = spool.submit(w.state_dir, cfg)
         deadline = time.monotonic() + 20
         while len(w.producer.sent) < 8 and time.monotonic() < deadline:
