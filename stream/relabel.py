@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finpulse.settings import Settings
+from finpulse.timeutil import as_utc
+from warehouse.queries.corrections import overlay_document_rows
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,7 @@ def _relabeled_row(row: dict[str, Any], labels: dict[str, Any], model_version: s
     new["model_version"] = model_version
     old = row.get("classified_at")
     if isinstance(old, datetime):
-        old = old if old.tzinfo else old.replace(tzinfo=UTC)
+        old = as_utc(old)
         now = max(now, old + timedelta(milliseconds=1))  # the newer version must win the ReplacingMergeTree merge
     new["classified_at"] = now
     if "relabeled" in new:
@@ -193,13 +195,15 @@ def relabel_recent(
                 after = str(rows[-1]["id"])
                 labels, bad = _labels(engine, rows)
                 stamp = datetime.now(UTC)
-                out = [_relabeled_row(r, lab, version, stamp) for r, lab in zip(rows, labels, strict=True) if lab]
+                kept = [(r, lab) for r, lab in zip(rows, labels, strict=True) if lab]
+                # An analyst's correction wins over the new model's label (warehouse/queries/corrections.py).
+                out = overlay_document_rows(client, [_relabeled_row(r, lab, version, stamp) for r, lab in kept])
                 if out:
                     client.insert("documents", [[r[c] for c in columns] for r in out], column_names=columns)
                 changed += sum(
                     1
-                    for r, lab in zip(rows, labels, strict=True)
-                    if lab and (r.get("topic"), r.get("sentiment")) != (lab["topic"], lab["sentiment"])
+                    for (r, _), new in zip(kept, out, strict=True)
+                    if (r.get("topic"), r.get("sentiment")) != (new["topic"], new["sentiment"])
                 )
                 done += len(out)
                 failed += bad
