@@ -14,14 +14,15 @@ import time
 from functools import partial
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from alerts.metrics import AlertMetrics
+from finpulse import probe
 from finpulse.settings import Settings
+from finpulse.stack.parts import finpulse_command
 from finpulse.stack.supervisor import ServiceSpec
 
 log = logging.getLogger(__name__)
@@ -43,20 +44,15 @@ def endpoint(settings: Settings) -> str:
 
 
 def healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
-    try:
-        return httpx.get(f"{endpoint(settings)}/healthz", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return probe.ok(f"{endpoint(settings)}/healthz", timeout_s=timeout_s)
 
 
 def service_spec(settings: Settings) -> ServiceSpec:
-    from finpulse.stack.services import python_module
-
     return ServiceSpec(
         name="alerts",
         endpoint=endpoint(settings),
         healthy=partial(healthy, settings),
-        argv=partial(python_module, "finpulse", "alerts", "run"),
+        argv=partial(finpulse_command, "alerts", "run"),
         ports=(settings.alerts_port,),
         host=settings.alerts_host,
         note=f"rules every {settings.alerts_interval_s:g}s"

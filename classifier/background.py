@@ -258,13 +258,13 @@ def details(settings: Settings) -> dict[str, Any] | None:
 
 
 def service_spec(settings: Settings) -> ServiceSpec:
-    from finpulse.stack.services import python_module
+    from finpulse.stack.parts import finpulse_command
 
     return ServiceSpec(
         name="trainer",
         endpoint=str(progress_path(settings)),
         healthy=lambda: healthy(settings),
-        argv=lambda: python_module("finpulse", "trainer"),
+        argv=lambda: finpulse_command("trainer"),
         stop_timeout_s=60.0,  # SIGTERM saves a checkpoint first
         note=f"background transformer training ({settings.trainer_recipe} recipe, nice {settings.trainer_nice}, "
         f"{settings.trainer_threads} thread(s))",

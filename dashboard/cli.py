@@ -1,9 +1,9 @@
-"""`finpulse dashboard`: the Streamlit dashboard in the foreground (`finpulse up` runs it as a service)."""
+"""`finpulse dashboard`: the Streamlit dashboard in the foreground (`finpulse up` runs this same command)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 
 import typer
 
@@ -23,9 +23,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         if overrides:
             settings = settings.model_copy(update=overrides)
         typer.echo(f"FinPulse dashboard on {url(settings)}")
-        env = {**os.environ, **settings.child_env()}
-        try:
-            code = subprocess.call(streamlit_command(settings), env=env)
-        except KeyboardInterrupt:
-            code = 0
-        raise typer.Exit(code)
+        argv = streamlit_command(settings)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Streamlit takes this process's place, so the supervisor's SIGTERM (and Ctrl-C) reach it directly.
+        os.execve(argv[0], argv, {**os.environ, **settings.child_env()})

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import sys
-import urllib.error
-import urllib.request
 from functools import partial
 from pathlib import Path
 
+from finpulse import probe
 from finpulse.settings import Settings
+from finpulse.stack.parts import finpulse_command
 from finpulse.stack.supervisor import ServiceSpec
 
 APP = Path(__file__).resolve().parent / "app.py"
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def url(settings: Settings) -> str:
@@ -43,11 +42,7 @@ def streamlit_command(settings: Settings) -> list[str]:
 
 
 def dashboard_healthy(settings: Settings, timeout: float = 1.0) -> bool:
-    try:
-        with _NO_PROXY.open(f"{url(settings)}/_stcore/health", timeout=timeout) as response:
-            return response.status == 200 and response.read(16).strip() == b"ok"
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    return probe.ok(f"{url(settings)}/_stcore/health", timeout_s=timeout, body=b"ok")
 
 
 def service_spec(settings: Settings) -> ServiceSpec:
@@ -56,7 +51,7 @@ def service_spec(settings: Settings) -> ServiceSpec:
         name="dashboard",
         endpoint=url(settings),
         healthy=partial(dashboard_healthy, settings),
-        argv=partial(streamlit_command, settings),
+        argv=partial(finpulse_command, "dashboard"),  # which runs streamlit_command in its place (exec)
         env={"STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"},
         note=f"Streamlit, {login}",
         ports=(settings.dashboard_port,),

@@ -86,27 +86,21 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-# Parts register their commands with `register(app, bench_app)`; a part not built yet is simply absent.
-_PARTS = (
-    "finpulse.stack.commands",
-    "classifier.cli",
-    "classifier.background",
-    "ingest.cli",
-    "stream.cli",
-    "alerts.cli",
-    "dashboard.cli",
-)
+# Command modules register themselves with `register(app, bench_app)`: the stack commands (up, down, status,
+# init), training and the model registry, then every process part of the parts table (`finpulse <part>`). An
+# import error fails the command loudly: no module here is optional.
+COMMAND_MODULES = ("finpulse.stack.commands", "classifier.cli")
+
+
+def command_modules() -> tuple[str, ...]:
+    from finpulse.stack import parts
+
+    return COMMAND_MODULES + tuple(p.commands for p in parts.PARTS if p.commands)
 
 
 def _register_parts() -> None:
-    for name in _PARTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.register(app, bench_app)
+    for name in command_modules():
+        importlib.import_module(name).register(app, bench_app)
 
 
 _register_parts()

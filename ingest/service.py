@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from finpulse import probe
 from finpulse.settings import Settings
+from finpulse.stack.parts import finpulse_command
 
 if TYPE_CHECKING:
     from finpulse.stack.supervisor import ServiceSpec
@@ -21,7 +20,7 @@ def ingest_endpoint(settings: Settings) -> str:
 
 def ingest_command(settings: Settings) -> list[str]:
     """argv of the worker; the settings reach it through the environment (Settings.child_env)."""
-    argv = [sys.executable, "-m", "ingest", "run"]
+    argv = finpulse_command("ingest", "run")
     if settings.ingest_sources_file is not None:
         argv += ["--config", str(settings.ingest_sources_file)]
     return argv
@@ -29,19 +28,13 @@ def ingest_command(settings: Settings) -> list[str]:
 
 def ingest_healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
     """True when the worker answers /healthz with 200 (its pipeline thread is alive)."""
-    try:
-        return httpx.get(f"{ingest_endpoint(settings)}/healthz", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return probe.ok(f"{ingest_endpoint(settings)}/healthz", timeout_s=timeout_s)
 
 
 def ingest_status(settings: Settings, timeout_s: float = 2.0) -> dict[str, Any] | None:
     """Health and per-source counters of the running worker, or None when it does not answer."""
-    try:
-        resp = httpx.get(f"{ingest_endpoint(settings)}/status", timeout=timeout_s)
-        return resp.json() if resp.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        return None
+    status = probe.get_json(f"{ingest_endpoint(settings)}/status", timeout_s=timeout_s)
+    return status if isinstance(status, dict) else None
 
 
 def service_spec(settings: Settings) -> ServiceSpec:

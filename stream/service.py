@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from functools import partial
+from typing import Any
 
+from finpulse import probe
 from finpulse.settings import Settings
+from finpulse.stack.parts import finpulse_command
 from finpulse.stack.supervisor import ServiceSpec
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def health_url(settings: Settings, index: int = 0) -> str:
     return f"http://{settings.stream_host}:{settings.stream_port + index}/healthz"
 
 
-def health(settings: Settings, index: int = 0, timeout_s: float = 2.0) -> dict | None:
+def health(settings: Settings, index: int = 0, timeout_s: float = 2.0) -> dict[str, Any] | None:
     """The worker's /healthz JSON, or None when it does not answer 200."""
-    try:
-        with _NO_PROXY.open(health_url(settings, index), timeout=timeout_s) as response:
-            if response.status != 200:
-                return None
-            return json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+    answer = probe.get_json(health_url(settings, index), timeout_s=timeout_s)
+    return answer if isinstance(answer, dict) else None
 
 
 def healthy(settings: Settings, index: int = 0) -> bool:
@@ -33,9 +26,7 @@ def healthy(settings: Settings, index: int = 0) -> bool:
 
 
 def argv(settings: Settings, index: int = 0) -> list[str]:
-    from finpulse.stack.services import python_module
-
-    return python_module("finpulse", "stream", "run", "--index", str(index))
+    return finpulse_command("stream", "run", "--index", str(index))
 
 
 def service_spec(settings: Settings) -> ServiceSpec:

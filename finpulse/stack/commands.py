@@ -170,10 +170,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object."
 
 def init(timeout: float = typer.Option(120.0, help="Seconds to wait for each server.")) -> None:
     """Set up the configured Kafka and ClickHouse (topics, migrations) and exit; for production deployments."""
-    from finpulse.stack.services import _clickhouse, _kafka
+    from finpulse.stack import parts
 
     settings = _settings()
-    for spec in (_kafka(settings), _clickhouse(settings)):
+    for spec in (parts.service_spec(name, settings) for name in parts.SERVERS):
         deadline = time.monotonic() + timeout
         while not spec.healthy():
             if time.monotonic() > deadline:

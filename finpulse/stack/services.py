@@ -1,19 +1,19 @@
-"""What `finpulse up` runs, in start order. External servers (FINPULSE_KAFKA_BOOTSTRAP / FINPULSE_CLICKHOUSE_URL)
-are not started, only checked and set up (topics, migrations), so one code path serves both modes."""
+"""What `finpulse up` runs, in start order (the parts table: finpulse/stack/parts.py), and the two server parts.
+
+External servers (FINPULSE_KAFKA_BOOTSTRAP / FINPULSE_CLICKHOUSE_URL) are not started, only checked and set up
+(topics, migrations), so one code path serves both modes."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from functools import partial
 
 from finpulse.settings import Settings
-from finpulse.stack import kafka, topics
+from finpulse.stack import kafka, parts, topics
 from finpulse.stack.errors import StackError
 from finpulse.stack.supervisor import ServiceSpec
 
 
-def _kafka(settings: Settings) -> ServiceSpec:
+def kafka_spec(settings: Settings) -> ServiceSpec:
     if not settings.kafka_is_local:
         return ServiceSpec(
             name="kafka",
@@ -44,7 +44,7 @@ def _kafka_argv(settings: Settings) -> list[str]:
     return kafka.broker_command(settings)
 
 
-def _clickhouse(settings: Settings) -> ServiceSpec:
+def clickhouse_spec(settings: Settings) -> ServiceSpec:
     from finpulse.stack.clickhouse import launch as local
     from finpulse.stack.clickhouse.binary import find_binary
     from warehouse import migrate
@@ -66,36 +66,10 @@ def _clickhouse(settings: Settings) -> ServiceSpec:
     return spec
 
 
-_PARTS: dict[str, str] = {
-    # name -> "module:function" returning the part's ServiceSpec; imported only when the part is asked for
-    "kafka": "finpulse.stack.services:_kafka",
-    "clickhouse": "finpulse.stack.services:_clickhouse",
-    "model": "classifier.service:service_spec",
-    "ingest": "ingest.service:service_spec",
-    "stream": "stream.service:service_spec",
-    "trainer": "classifier.background:service_spec",
-    "alerts": "alerts.service:service_spec",
-    "dashboard": "dashboard.service:service_spec",
-}
-
-
 def service_specs(settings: Settings) -> list[ServiceSpec]:
-    """The parts of the stack in start order (FINPULSE_STACK_SERVICES picks which)."""
-    specs = []
-    for name in [n.strip() for n in settings.stack_services.split(",") if n.strip()]:
-        if name not in _PARTS:
-            raise StackError(f"unknown part {name!r} in FINPULSE_STACK_SERVICES; known: {', '.join(_PARTS)}")
-        module_name, func = _PARTS[name].split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # a part not built yet
-            raise
-        specs.append(getattr(module, func)(settings))
-    return specs
-
-
-def python_module(module: str, *args: str) -> list[str]:
-    """argv that runs a FinPulse module with this interpreter (children share the venv)."""
-    return [sys.executable, "-m", module, *args]
+    """The parts FINPULSE_STACK_SERVICES names, in its order (default: every part of the table, in start order)."""
+    wanted = [n.strip() for n in settings.stack_services.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in parts.NAMES]
+    if unknown:
+        raise StackError(f"unknown part {unknown[0]!r} in FINPULSE_STACK_SERVICES; known: {', '.join(parts.NAMES)}")
+    return [parts.service_spec(name, settings) for name in wanted]

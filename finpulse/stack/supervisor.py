@@ -38,7 +38,7 @@ class ServiceSpec:
     endpoint: str
     healthy: Callable[[], bool]
     argv: Callable[[], list[str]] | None = None
-    after_start: Callable[[], None] | None = None
+    after_start: Callable[[], object] | None = None  # its result is ignored
     env: dict[str, str] = field(default_factory=dict)
     stop_timeout_s: float = 30.0
     note: str = ""
@@ -69,9 +69,10 @@ def state_path(settings: Settings) -> Path:
 
 def read_state(settings: Settings) -> dict[str, Any] | None:
     try:
-        return json.loads(state_path(settings).read_text(encoding="utf-8"))
+        state = json.loads(state_path(settings).read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+    return state if isinstance(state, dict) else None
 
 
 def pid_alive(pid: int) -> bool:

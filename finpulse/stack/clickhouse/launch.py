@@ -6,15 +6,11 @@ import os
 import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
+from finpulse import probe
 from finpulse.settings import Settings
 from finpulse.stack.clickhouse.binary import binary_command, find_binary, write_config
-
-# A probe of our own endpoint must not go through an http_proxy from the environment.
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def clickhouse_command(settings: Settings) -> list[str]:
@@ -30,12 +26,7 @@ def clickhouse_command(settings: Settings) -> list[str]:
 
 def clickhouse_ping(settings: Settings, timeout: float = 1.0) -> bool:
     """True when the endpoint (local, or settings.clickhouse_url) answers ``/ping`` with ``Ok.``."""
-    url = f"{http_base_url(settings)}/ping"
-    try:
-        with _NO_PROXY.open(url, timeout=timeout) as response:
-            return response.status == 200 and response.read(16).strip() == b"Ok."
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    return probe.ok(f"{http_base_url(settings)}/ping", timeout_s=timeout, body=b"Ok.")
 
 
 def http_base_url(settings: Settings) -> str:

@@ -47,7 +47,12 @@ def read_records(settings: Settings, topic: str) -> list[tuple[int, RawDocument]
 def ingest_cli(stack: Stack, topic: str, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**stack.env, "FINPULSE_TOPIC_RAW": topic, "FINPULSE_INGEST_STATE_DIR": str(state)}
     proc = subprocess.run(
-        [sys.executable, "-m", "finpulse", "ingest", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "finpulse", "ingest", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, f"ingest {' '.join(args)} exited {proc.returncode}\n{proc.stderr}"
     return proc

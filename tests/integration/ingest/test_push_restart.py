@@ -129,7 +129,7 @@ def test_sigkill_mid_replay_neither_loses_nor_repeats(stack, topic: str, tmp_pat
         "FINPULSE_INGEST_BATCH_SIZE": "40",
     }
     # --keep-times: the 2023 rows are past the documents' retention; this test reads Kafka, not ClickHouse
-    argv = [sys.executable, "-m", "ingest", "replay", str(tmp_path / "hist.jsonl"), "--speed", "1000",
+    argv = [sys.executable, "-m", "finpulse", "ingest", "replay", str(tmp_path / "hist.jsonl"), "--speed", "1000",
             "--source", "hist", "--map", "title=headline", "--keep-times"]  # fmt: skip
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for(lambda: len(read_topic(stack.settings, topic)) >= 600, timeout=60, what="a third of the replay")

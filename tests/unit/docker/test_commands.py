@@ -1,12 +1,8 @@
-"""Compose services run the same `finpulse` commands `finpulse up` runs; docker/stackctl.py is the one table."""
+"""Compose services run the same `finpulse` commands `finpulse up` runs; all read finpulse/stack/parts.py."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import json
 import os
-import subprocess
 import sys
 from functools import partial
 
@@ -14,7 +10,8 @@ import pytest
 import typer
 
 from finpulse.settings import ENV_PREFIX, Settings, load_settings
-from finpulse.stack import services, topics
+from finpulse.stack import parts, services, topics
+from finpulse.stack.errors import StackError
 from finpulse.stack.supervisor import ServiceSpec
 from tests.unit.docker.compose import Compose, command, environment, is_finpulse, load_stackctl
 
@@ -26,50 +23,55 @@ def _settings_from(env: dict[str, str]) -> Settings:
     return load_settings(**{k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)})
 
 
-def _has_module(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and name.startswith(exc.name):
-            return False
-        raise
-    return True
-
-
 def _finpulse_click():
     from finpulse.cli import app
 
     return typer.main.get_command(app)
 
 
-def _describe(cmd) -> dict:
-    """A command tree as names and parameter names, comparable across processes (typer vendors click: duck-typed)."""
-    if isinstance(getattr(cmd, "commands", None), dict):
-        return {name: _describe(sub) for name, sub in sorted(cmd.commands.items())}
-    return {"params": sorted(p.name or "" for p in cmd.params)}
-
-
-# Runs `python -m <module>` with click's entry point replaced by a dump of the command tree it would serve.
-_DUMP_MAIN = f"""
-import json, runpy, sys
-import typer.core
-exec({inspect.getsource(_describe)!r})
-def dump(self, *args, **kwargs):
-    print(json.dumps(_describe(self)))
-    raise SystemExit(0)
-typer.core.TyperGroup.main = typer.core.TyperCommand.main = dump
-sys.argv = [sys.argv[1]]
-runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-"""
-
-
 # --- the table ---------------------------------------------------------------------------------------------------
-def test_table_covers_every_part_finpulse_up_knows() -> None:
-    known = set(services._PARTS)
-    table = set(stackctl.PARTS) | set(stackctl.SERVER_PARTS) | {stackctl.MODEL_PART} | set(stackctl.LOCAL_ONLY_PARTS)
-    assert table == known, f"stackctl.PARTS vs finpulse.stack.services._PARTS: {sorted(table ^ known)}"
-    default_parts = {p.strip() for p in Settings.model_fields["stack_services"].default.split(",")}
-    assert default_parts <= table
+def test_cli_supervisor_and_stackctl_list_exactly_the_parts_table() -> None:
+    names = [p.name for p in parts.PARTS]
+    assert len(set(names)) == len(names)
+    # the settings default runs every part, in the table's order
+    assert Settings.model_fields["stack_services"].default.split(",") == names
+    # the supervisor: one spec per part, named like it, in that order
+    specs = services.service_specs(load_settings())
+    assert [s.name for s in specs] == names
+    # the CLI: `finpulse <part>` for exactly the process parts (servers and the model step run no command)
+    from finpulse.cli import COMMAND_MODULES, command_modules
+
+    group = _finpulse_click()
+    processes = {p.name for p in parts.PARTS if p.kind == "process"}
+    assert set(group.commands) & set(names) == processes
+    assert command_modules() == COMMAND_MODULES + tuple(p.commands for p in parts.PARTS if p.commands)
+    # stackctl: the container parts of the table; the servers it sets up are the table's servers
+    assert {p.name: p for p in parts.PARTS if p.containers} == stackctl.PARTS
+    assert stackctl.parts.SERVERS == ("kafka", "clickhouse")
+    assert tuple(p.name for p in parts.PARTS if p.kind == "server") == stackctl.parts.SERVERS
+
+
+def test_an_unknown_or_broken_part_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(StackError, match=r"unknown part 'ingst'.*known: kafka, clickhouse"):
+        services.service_specs(load_settings(stack_services="kafka,ingst"))
+    broken = parts.Part("ingest", "ingest.not_a_module:service_spec", "process", "ingest.cli")
+    monkeypatch.setattr(parts, "PARTS", tuple(broken if p.name == "ingest" else p for p in parts.PARTS))
+    with pytest.raises(ModuleNotFoundError, match=r"ingest\.not_a_module"):
+        services.service_specs(load_settings(stack_services="ingest"))
+    with pytest.raises(parts.UnknownPart, match="unknown part 'nope'"):
+        parts.get("nope")
+
+
+def test_parts_table_rows_are_consistent() -> None:
+    with pytest.raises(ValueError, match="names its commands module"):
+        parts.Part("x", "m:f", "process")
+    with pytest.raises(ValueError, match="names its commands module"):
+        parts.Part("x", "m:f", "setup", "m.cli")
+    with pytest.raises(ValueError, match="only process parts"):
+        parts.Part("x", "m:f", "server", containers=("x",))
+    with pytest.raises(ValueError, match="no FinPulse process"):
+        parts.finpulse_command("kafka")
+    assert parts.finpulse_command("ingest", "run") == [sys.executable, "-m", "finpulse", "ingest", "run"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -79,18 +81,18 @@ def test_every_finpulse_container_is_a_part_of_the_table(profile: str) -> None:
         if not is_finpulse(svc) or name == "finpulse-init":
             continue
         part = stackctl.part_of(command(svc))  # fails for a command that is no part's `finpulse` command
-        assert name in stackctl.PARTS[part].compose, f"{name} runs {part} but is not in PARTS[{part!r}].compose"
+        assert name in stackctl.PARTS[part].containers, f"{name} runs {part} but is not in its parts.Part.containers"
     every = Compose.for_profile("full").all_services
     for part, entry in stackctl.PARTS.items():
-        for name in entry.compose:
-            assert name in every, f"PARTS[{part!r}] names compose service {name}, which does not exist"
+        for name in entry.containers:
+            assert name in every, f"part {part!r} names compose service {name}, which is not in compose.yaml"
 
 
 def _part_services(part: str) -> list[tuple[str, dict]]:
     found = {}
     for profile in PROFILES:
         compose = Compose.for_profile(profile)
-        for name in stackctl.PARTS[part].compose:
+        for name in stackctl.PARTS[part].containers:
             if name in compose.services:
                 found[(profile, name)] = compose.services[name]
     assert found, f"no compose service runs {part}"
@@ -100,24 +102,36 @@ def _part_services(part: str) -> list[tuple[str, dict]]:
 @pytest.mark.parametrize("part", sorted(stackctl.PARTS))
 def test_compose_command_is_the_supervisors_command(part: str) -> None:
     """Each compose service's command == the part's service_spec(settings).argv() with the service's settings."""
-    if not _has_module(f"{part}.service") or not hasattr(importlib.import_module(f"{part}.service"), "service_spec"):
-        pytest.skip(f"{part}.service:service_spec does not exist yet; compose command unchecked")
     for label, svc in _part_services(part):
         env = environment(svc)
         spec = stackctl.service_spec(part, _settings_from(env))
         assert spec.argv is not None, f"{part}: the supervisor runs no command"
+        assert spec.argv()[:4] == [sys.executable, "-m", "finpulse", part], f"{part}: not started as `finpulse {part}`"
         expected = stackctl.finpulse_argv(spec.argv())
         assert command(svc) == expected, f"{label}: compose runs {command(svc)}, `finpulse up` runs {expected}"
         for key, value in spec.env.items():  # extra environment the supervisor gives the child
             assert env.get(key) == value, f"{label}: the supervisor sets {key}={value!r} for {part}"
 
 
+@pytest.mark.parametrize("part", sorted(parts.PROCESSES))
+def test_every_process_part_starts_through_its_finpulse_command(part: str) -> None:
+    spec = parts.service_spec(part, load_settings())
+    assert spec.argv is not None
+    argv = spec.argv()
+    assert argv[:4] == [sys.executable, "-m", "finpulse", part]
+    group = _finpulse_click()
+    cmd = group.commands[part]
+    for word in argv[4:]:
+        if word.startswith("-"):
+            break
+        assert word in getattr(cmd, "commands", {}), f"`finpulse {part}` has no command `{word}`"
+        cmd = cmd.commands[word]
+    assert not hasattr(cmd, "commands"), f"{argv[3:]} is a command group, not a command"
+
+
 @pytest.mark.parametrize("part", sorted(stackctl.PARTS))
 def test_compose_command_exists_in_the_finpulse_cli(part: str) -> None:
     group = _finpulse_click()
-    entry = stackctl.PARTS[part]
-    if entry.cli[0] not in group.commands:
-        pytest.skip(f"`finpulse {entry.cli[0]}` is not registered yet ({part}.cli)")
     for label, svc in _part_services(part):
         cmd = group
         path = command(svc)[1:]
@@ -129,69 +143,43 @@ def test_compose_command_exists_in_the_finpulse_cli(part: str) -> None:
         assert not hasattr(cmd, "commands"), f"{label}: {path} is a command group, not a command"
 
 
-@pytest.mark.parametrize("part", sorted(p for p, e in stackctl.PARTS.items() if e.module))
-def test_python_m_module_is_the_same_program_as_finpulse_group(part: str) -> None:
-    """The table's claim `python -m <module>` == `finpulse <cli>`: both list the same commands."""
-    entry = stackctl.PARTS[part]
-    if not _has_module(f"{entry.module}.__main__") or entry.cli[0] not in _finpulse_click().commands:
-        pytest.skip(f"{entry.module}/__main__.py or `finpulse {entry.cli[0]}` does not exist yet")
-
-    via_module = json.loads(
-        subprocess.run(
-            [sys.executable, "-c", _DUMP_MAIN, entry.module],
-            capture_output=True,
-            text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")},
-            timeout=120,
-            check=True,
-        ).stdout
-    )
-    group = _finpulse_click()
-    for word in entry.cli:
-        group = group.commands[word]
-    assert via_module and via_module == _describe(group)
-
-
-@pytest.mark.parametrize("part", sorted(p for p, e in stackctl.PARTS.items() if e.wraps))
-def test_finpulse_command_launches_what_the_supervisor_runs(part: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """For a `wraps` part, `finpulse <cli>` itself starts the supervisor's argv (same settings, same arguments)."""
-    entry = stackctl.PARTS[part]
-    if not _has_module(f"{part}.service") or entry.cli[0] not in _finpulse_click().commands:
-        pytest.skip(f"{part}.service or `finpulse {entry.cli[0]}` does not exist yet")
+def test_finpulse_dashboard_execs_streamlit_with_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor runs `finpulse dashboard`, which becomes the Streamlit server of the same settings."""
     from typer.testing import CliRunner
 
+    from dashboard.service import streamlit_command
     from finpulse.cli import app
 
-    for label, svc in _part_services(part):
+    for label, svc in _part_services("dashboard"):
         env = environment(svc)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        expected = stackctl.service_spec(part, _settings_from(env)).argv()
-        launched: list[list[str]] = []
+        execs: list[tuple[str, list[str], dict[str, str]]] = []
 
-        def fake(argv, *args, launched=launched, **kwargs):
-            launched.append(list(argv))
-            return 0
+        def execve(path: str, argv: list[str], environ: dict[str, str], execs: list = execs) -> None:
+            execs.append((path, list(argv), environ))
 
-        monkeypatch.setattr(subprocess, "call", fake)
-        monkeypatch.setattr(subprocess, "run", lambda argv, *a, **k: subprocess.CompletedProcess(fake(argv), 0))
+        monkeypatch.setattr(os, "execve", execve)
         result = CliRunner().invoke(app, command(svc)[1:])
         assert result.exit_code == 0, f"{label}: {result.output}"
-        assert launched == [expected], f"{label}: `{' '.join(command(svc))}` launched {launched}, not {expected}"
+        expected = streamlit_command(_settings_from(env))
+        assert [(path, argv) for path, argv, _ in execs] == [(expected[0], expected)], label
+        assert execs[0][2]["FINPULSE_DASHBOARD_PORT"] == env.get("FINPULSE_DASHBOARD_PORT", "8501")
 
 
 # --- stackctl --------------------------------------------------------------------------------------------------
 def test_finpulse_argv_normalises_the_supervisors_forms() -> None:
     py = sys.executable
     assert stackctl.finpulse_argv([py, "-m", "finpulse", "up"]) == ["finpulse", "up"]
-    assert stackctl.finpulse_argv([py, "-m", "ingest", "run", "--config", "x"]) == [
+    assert stackctl.finpulse_argv([py, "-m", "finpulse", "ingest", "run", "--config", "x"]) == [
         "finpulse", "ingest", "run", "--config", "x",
     ]  # fmt: skip
     assert stackctl.finpulse_argv(["/opt/venv/bin/finpulse", "alerts", "run"]) == ["finpulse", "alerts", "run"]
-    streamlit = ["python3.11", "-m", "streamlit", "run", "/x/dashboard/app.py", "--server.port", "1"]
-    assert stackctl.finpulse_argv(streamlit) == ["finpulse", "dashboard"]
+    # no translations: a part's own module or the program a part runs is not a `finpulse` command
+    with pytest.raises(stackctl.CommandError, match="every part starts as `finpulse <part>`"):
+        stackctl.finpulse_argv([py, "-m", "ingest", "run"])
     with pytest.raises(stackctl.CommandError):
-        stackctl.finpulse_argv([py, "-m", "somethingelse"])
+        stackctl.finpulse_argv(["python3.11", "-m", "streamlit", "run", "/x/dashboard/app.py"])
     with pytest.raises(stackctl.CommandError):
         stackctl.finpulse_argv(["streamlit", "run", "app.py"])
 
@@ -202,6 +190,8 @@ def test_part_of_reads_a_container_command_behind_an_init() -> None:
     assert stackctl.part_of(["python", "-m", "finpulse", "stream", "run", "--index", "0"]) == "stream"
     with pytest.raises(stackctl.CommandError):
         stackctl.part_of(["finpulse", "train"])
+    with pytest.raises(stackctl.CommandError, match="no part runs"):
+        stackctl.part_of(["finpulse", "trainer"])  # a part, but of the local `finpulse up` only
 
 
 def test_init_uses_the_supervisors_setup_for_external_servers() -> None:

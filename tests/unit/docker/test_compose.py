@@ -63,11 +63,8 @@ def _spec_env(service: str) -> set[str]:
     """Extra variables the supervisor itself gives a part (ServiceSpec.env): allowed for that part's containers."""
     stackctl = load_stackctl()
     for part, entry in stackctl.PARTS.items():
-        if service in entry.compose:
-            try:
-                return set(stackctl.service_spec(part, load_settings()).env)
-            except ModuleNotFoundError:
-                return set()
+        if service in entry.containers:
+            return set(stackctl.service_spec(part, load_settings()).env)
     return set()
 
 
