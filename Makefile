@@ -3,17 +3,24 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up down status test lint unit integration docs clients
+.PHONY: install python jars up down status test lint unit integration docs clients
 
-install: $(VENV)/.installed
+# `install` = the Python packages and the Kafka broker's jars. lint and unit need only the Python step (no Maven);
+# the jars are for the parts that run the real broker (up, integration).
+install: python jars
+
+python: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (FinPulse needs Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,fallback]'
-	$(BIN)/python -m finpulse.stack.kafka  # fetch the Apache Kafka broker's jars once (needs Java 17 + Maven)
 	touch $@
+
+# Fetches the Apache Kafka broker's jars into the cache once (needs Java 17 + Maven); later runs return at once.
+jars: $(VENV)/.installed
+	$(BIN)/python -m finpulse.stack.kafka
 
 up: install
 	$(BIN)/finpulse up
@@ -24,11 +31,11 @@ down:
 status:
 	$(BIN)/finpulse status
 
-lint: install
+lint: python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-unit: install
+unit: python
 	$(BIN)/python -m pytest tests/unit
 
 # The Go client test's modules (tests/clients/go), fetched here once so that the test never needs the network.
@@ -42,5 +49,5 @@ integration: install clients
 # Unit tests first (fast, fail early), then the integration tests on the real local stack.
 test: lint unit integration
 
-docs: install  # regenerate the README's settings table from finpulse/settings.py
+docs: python  # regenerate the README's settings table from finpulse/settings.py
 	$(BIN)/python -m finpulse.docs
