@@ -241,7 +241,9 @@ def _parse_until(text: str | None) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ValueError(f"--until {text!r}: not an ISO-8601 time (e.g. 2026-12-01T12:00)") from exc
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    from finpulse.timeutil import as_utc
+
+    return as_utc(value)
 
 
 def _backtest_rule(settings: Any, ref: str | None, rules_file: Path | None) -> Any:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from finpulse.toml_config import load_toml
 
 RuleKind = Literal["negative_share", "surge", "volume_spike", "sentiment_drop", "watchlist"]
 RULE_KINDS: tuple[str, ...] = ("negative_share", "surge", "volume_spike", "sentiment_drop", "watchlist")
@@ -162,12 +163,7 @@ def load_rules_file(path: Path) -> tuple[list[Rule], list[dict[str, Any]]]:
 
     Targets are returned raw because their secrets are resolved against the settings by the caller.
     """
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise RuleFileError(f"rules file {path} does not exist (check FINPULSE_ALERTS_RULES_FILE)") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleFileError(f"rules file {path} is not valid TOML: {exc}") from exc
+    raw = load_toml(path, error=RuleFileError, what="rules file", hint="check FINPULSE_ALERTS_RULES_FILE")
     unknown = sorted(set(raw) - {"rule", "target"})
     if unknown:
         raise RuleFileError(f"rules file {path}: unknown table(s) {', '.join(unknown)}; use [[rule]] and [[target]]")

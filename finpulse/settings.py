@@ -9,7 +9,6 @@ in the code.
 from __future__ import annotations
 
 import os
-import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +16,9 @@ from typing import Any, Literal
 import platformdirs
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from finpulse.stack.parts import DEFAULT_SERVICES
+from finpulse.toml_config import load_toml
 
 ENV_PREFIX = "FINPULSE_"
 CONFIG_ENV = "FINPULSE_CONFIG"
@@ -55,12 +57,7 @@ class _TomlSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if self.path is None:
             return {}
-        try:
-            raw = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigFileError(f"config file {self.path} does not exist (set {CONFIG_ENV} or create it)") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigFileError(f"config file {self.path} is not valid TOML: {exc}") from exc
+        raw = load_toml(self.path, error=ConfigFileError, what="config file", hint=f"set {CONFIG_ENV} or create it")
         flat: dict[str, Any] = {}
         for key, value in raw.items():
             if isinstance(value, dict):
@@ -117,6 +114,17 @@ class Settings(BaseSettings):
     )
     kafka_replication_factor: int = Field(
         1, ge=1, description="Replication factor of created topics (3 in production)."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every FinPulse Kafka client talks to the brokers (finpulse/kafka_clients.py)."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism for the SASL_* protocols."
+    )
+    kafka_sasl_username: str = Field("", description="SASL user for the SASL_* protocols.")
+    kafka_sasl_password: str = Field("", description="SASL password for the SASL_* protocols.")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signs the brokers' certificates (SSL, SASL_SSL); unset = the system's."
     )
     topic_raw: str = Field("finpulse.raw", description="Raw documents from ingest.")
     topic_classified: str = Field("finpulse.classified", description="Classified documents.")
@@ -233,6 +241,36 @@ class Settings(BaseSettings):
     )
     promotion_min_delta: float = Field(
         0.0, ge=0, description="A candidate is promoted when its shadow score beats the serving model's by more."
+    )
+    corrections_training: bool = Field(
+        True,
+        description="`finpulse train` and the background trainer read analysts' corrections from ClickHouse when "
+        "it answers (without it, training runs on the labeled sets alone and says so).",
+    )
+    correction_weight: float = Field(
+        3.0, gt=0, le=100, description="Training weight of a corrected document (a labeled-set row weighs 1)."
+    )
+    correction_holdout_share: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="Share of corrected documents held out as the 'corrections' validation slice, by a hash of "
+        "the document id (a document stays on one side for good).",
+    )
+    correction_min_gain: float = Field(
+        0.0,
+        ge=0,
+        description="Promotion needs the candidate's corrections-slice accuracy to beat the serving model's by "
+        "more than this (ties are no gain).",
+    )
+    correction_retrain_after: int = Field(
+        50,
+        ge=1,
+        description="The background trainer retrains and shadow-promotes once this many corrections arrived "
+        "since the serving model (or the last corrections retrain) was trained.",
+    )
+    correction_poll_s: float = Field(
+        60.0, gt=0, description="How often the idle background trainer counts new corrections."
     )
 
     # --- ingest ------------------------------------------------------------------------------------------------
@@ -379,17 +417,28 @@ class Settings(BaseSettings):
 
     # --- supervisor ----------------------------------------------------------------------------------------------
     stack_services: str = Field(
-        "kafka,clickhouse,model,ingest,stream,trainer,alerts,dashboard",
+        DEFAULT_SERVICES,  # every part of finpulse/stack/parts.py
         description="Parts `finpulse up` runs, in order (model = the quick model when none is promoted; trainer = "
         "the transformer, trained in the background and promoted when it beats the serving model).",
     )
     health_timeout_s: float = Field(120.0, gt=0, description="How long `finpulse up` waits for a part to be healthy.")
     restart_backoff_max_s: float = Field(30.0, gt=0, description="Longest wait before restarting a crashed part.")
 
-    @field_validator("data_dir", "cache_dir", "model_dir", "shared_data_dir", mode="after")
+    @field_validator("data_dir", "cache_dir", "model_dir", "shared_data_dir", "kafka_ssl_cafile", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _kafka_sasl_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs FINPULSE_KAFKA_SASL_USERNAME "
+                "and FINPULSE_KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Settings:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from finpulse.settings import Settings
+from finpulse.toml_config import load_toml
 from ingest.sources.base import SourceConfig, SourceConfigError, from_table
 from ingest.stories import StoryConfig
 
@@ -55,19 +55,19 @@ def _load_companies(path: Path | None) -> dict[str, str]:
     companies = dict(DEFAULT_COMPANIES)
     if path is None:
         return companies
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SourceConfigError(f"companies file {path}: {exc.strerror}") from exc
-    try:
-        if path.suffix == ".json":
-            import json
+    if path.suffix != ".json":
+        extra = load_toml(path, error=SourceConfigError, what="companies file")
+    else:
+        import json
 
-            extra = json.loads(text)
-        else:
-            extra = tomllib.loads(text)
-    except ValueError as exc:
-        raise SourceConfigError(f"companies file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+        try:
+            extra = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SourceConfigError(f"companies file {path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise SourceConfigError(f"companies file {path} is not valid JSON: {exc}") from exc
+        if not isinstance(extra, dict):
+            raise SourceConfigError(f"companies file {path}: expected an object of name -> ticker")
     for name, ticker in extra.items():
         if not isinstance(ticker, str) or not ticker.strip():
             raise SourceConfigError(f"companies file {path}: {name!r} must map to a ticker string")
@@ -81,12 +81,7 @@ def load_sources(path: Path) -> dict[str, Any]:
     fields it sets: ``sources`` (in file order) and ``push_enabled``."""
     from ingest.sources import kinds
 
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SourceConfigError(f"sources file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SourceConfigError(f"sources file {path} is not valid TOML: {exc}") from exc
+    raw = load_toml(path, error=SourceConfigError, what="sources file")
     known = kinds()
     unknown = sorted(set(raw) - set(known) - {"push"})
     if unknown:

@@ -6,6 +6,7 @@ import email.utils
 import time
 from datetime import UTC, datetime, timedelta
 
+from finpulse.timeutil import as_utc
 from ingest.item import Rejected
 
 _FUTURE_SLACK = timedelta(days=1)
@@ -37,7 +38,7 @@ def parse_timestamp(value: object, now: datetime) -> datetime:
                 raise Rejected("bad_timestamp", f"cannot read {text[:40]!r} as a time") from exc
     if not isinstance(value, datetime):
         raise Rejected("bad_timestamp", f"{type(value).__name__} is not a time")
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    value = as_utc(value)
     if value > now + _FUTURE_SLACK:
         raise Rejected("bad_timestamp", f"{value.isoformat()} is in the future")
     if value < _EARLIEST:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from finpulse.timeutil import utcnow
 from ingest.item import Item, Rejected
 from ingest.pipeline import Stopped
 from ingest.sources import register
@@ -240,7 +241,7 @@ class Source:
         for row in rows[:100]:
             header |= set(row.values or {})
         mapping = _columns(self.cfg, header)
-        now = datetime.now(UTC)
+        now = utcnow()
         times: list[float | None] = []
         for row in rows:
             value = (row.values or {}).get(mapping.get("published_at", ""))
