@@ -1,5 +1,7 @@
-"""FinPulse: warehouse - what every deployment uses: ClickHouse schema, migrations, the client factory and the
-queries the dashboard and alerts share. The local endpoint (ClickHouse's HTTP interface over chdb) that
+"""The ClickHouse side every deployment uses: the schema, its migrations, the client factory and the queries the
+dashboard and alerts share.
+
+The local endpoint (ClickHouse's HTTP interface over chdb) that
 ``finpulse up`` runs lives beside the Kafka broker, in ``finpulse.stack.clickhouse``.
 
 Public API:

@@ -1,0 +1,1 @@
+"""The built-in training recipes (`default.toml`, `full.toml`), read by ``classifier.config.builtin_recipe``."""
