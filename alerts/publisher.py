@@ -25,10 +25,10 @@ class KafkaPublisher:
 
     def _get(self) -> Any:
         if self._producer is None:
-            from kafka import KafkaProducer
+            from finpulse import kafka_clients
 
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.settings.kafka_servers.split(","),
+            self._producer = kafka_clients.producer(
+                self.settings,
                 acks="all",
                 retries=0,  # the outbox retries, with its log line and backoff
                 request_timeout_ms=10_000,

@@ -33,20 +33,27 @@ class KafkaHealth:
 def kafka_health(settings: Settings) -> KafkaHealth:
     """Lag of every consumer group that committed offsets on the raw topic, and the DLQ's message count."""
     try:
-        from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
         from kafka.errors import KafkaError
     except ImportError:  # pragma: no cover - kafka-python is a core dependency
         return KafkaHealth(note="kafka-python is not installed: consumer lag and DLQ size are unavailable.")
-    common = {"bootstrap_servers": settings.kafka_servers, "client_id": "finpulse-dashboard"}
+    from finpulse import kafka_clients
+
     admin = consumer = None
     try:
-        admin = KafkaAdminClient(request_timeout_ms=_TIMEOUT_MS, bootstrap_timeout_ms=_TIMEOUT_MS, **common)
-        consumer = KafkaConsumer(
+        admin = kafka_clients.admin(
+            settings,
+            client_id="finpulse-dashboard",
+            request_timeout_ms=_TIMEOUT_MS,
+            bootstrap_timeout_ms=_TIMEOUT_MS,
+        )
+        consumer = kafka_clients.consumer(
+            settings,
+            client_id="finpulse-dashboard",
             enable_auto_commit=False,
             session_timeout_ms=6_000,  # the consumer's request timeout must exceed its session timeout
             request_timeout_ms=10_000,
             bootstrap_timeout_ms=_TIMEOUT_MS,
-            **common,
         )
         counts: dict[str, int | None] = {}
         ends: dict[TopicPartition, int] = {}

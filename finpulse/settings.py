@@ -431,6 +431,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _kafka_sasl_credentials(self) -> Settings:
+        if self.kafka_security_protocol != "PLAINTEXT" and self.kafka_bootstrap is None:
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs an external cluster "
+                "(FINPULSE_KAFKA_BOOTSTRAP): the local broker speaks PLAINTEXT only"
+            )
         if self.kafka_security_protocol.startswith("SASL_") and not (
             self.kafka_sasl_username and self.kafka_sasl_password
         ):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from finpulse.kafka_clients import Connection
 from finpulse.settings import Settings
 from finpulse.toml_config import load_toml
 from ingest.sources.base import SourceConfig, SourceConfigError, from_table
@@ -20,7 +21,7 @@ class IngestConfig:
     """Everything the worker needs; the pipeline and sources never look at Settings or the environment."""
 
     topic: str
-    kafka_servers: str
+    kafka: Connection  # brokers and security, from the settings
     compression: str
     host: str
     port: int
@@ -113,7 +114,7 @@ def build_config(settings: Settings, sources_file: Path | None = None, **overrid
     sdir = state_dir(settings)
     values: dict[str, Any] = dict(
         topic=settings.topic_raw,
-        kafka_servers=settings.kafka_servers,
+        kafka=Connection.of(settings),
         compression=settings.ingest_compression,
         host=settings.ingest_host,
         port=settings.ingest_port,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from finpulse import kafka_clients
 from finpulse.contracts import RawDocument
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,9 @@ class SendResult:
 
 
 class RawProducer:
-    def __init__(self, servers: str, topic: str, compression: str, client_id: str) -> None:
-        self.servers = servers
+    def __init__(self, kafka: kafka_clients.Connection, topic: str, compression: str, client_id: str) -> None:
+        self.kafka = kafka
+        self.servers = kafka.bootstrap
         self.topic = topic
         self.compression = None if compression == "none" else compression
         self.client_id = client_id
@@ -38,8 +40,8 @@ class RawProducer:
     def _connect(self) -> KafkaProducer:
         if self._producer is None:
             try:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self.servers,
+                self._producer = kafka_clients.producer(
+                    self.kafka,
                     client_id=self.client_id,
                     acks="all",
                     enable_idempotence=True,  # broker-side retries never duplicate a record

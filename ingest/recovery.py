@@ -13,9 +13,10 @@ import logging
 import time
 from contextlib import closing
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 
+from finpulse import kafka_clients
 from finpulse.contracts import ContractError, parse_raw
 from ingest.producer import BrokerUnavailable
 from ingest.store import StateStore
@@ -25,11 +26,12 @@ log = logging.getLogger(__name__)
 SCAN_TIMEOUT_S = 120.0
 
 
-def recover(servers: str, topic: str, store: StateStore, worker_id: str) -> int:
+def recover(kafka: kafka_clients.Connection, topic: str, store: StateStore, worker_id: str) -> int:
     """Remember this worker's acknowledged-but-uncommitted documents; returns how many were found."""
+    servers = kafka.bootstrap
     try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=servers,
+        consumer = kafka_clients.consumer(
+            kafka,
             group_id=None,
             enable_auto_commit=False,
             client_id=f"finpulse-ingest-recovery-{worker_id}",

@@ -61,7 +61,7 @@ class Worker:
             config.state_dir / "state.sqlite", window_s=config.dedupe_window_s, stories=config.stories
         )
         self.producer = RawProducer(
-            config.kafka_servers, config.topic, config.compression, f"finpulse-ingest-{config.worker_id}"
+            config.kafka, config.topic, config.compression, f"finpulse-ingest-{config.worker_id}"
         )
         self.pipeline = Pipeline(
             store=self.store,
@@ -74,7 +74,7 @@ class Worker:
             ),
             metrics=self.metrics,
             batch_size=config.batch_size,
-            recover=partial(recover, config.kafka_servers, config.topic, self.store, config.worker_id),
+            recover=partial(recover, config.kafka, config.topic, self.store, config.worker_id),
         )
         self.sources_stop = threading.Event()
         self.ctx = SourceContext(self.pipeline, self.store, self.metrics, self.sources_stop, config.max_fetch_bytes)

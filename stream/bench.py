@@ -214,9 +214,9 @@ class _Watcher:
 
 
 def _producer(settings: Settings) -> Any:
-    from kafka import KafkaProducer
+    from finpulse import kafka_clients
 
-    return KafkaProducer(bootstrap_servers=settings.kafka_servers, acks="all", linger_ms=0)
+    return kafka_clients.producer(settings, client_id="finpulse-bench", acks="all", linger_ms=0)
 
 
 def _throughput(stack: _LocalStack, docs: list[RawDocument], watcher: _Watcher) -> tuple[dict[str, Any], float]:

@@ -6,10 +6,12 @@ import logging
 import socket
 from contextlib import closing, suppress
 from dataclasses import dataclass
+from typing import Any
 
-from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
+from kafka.admin import NewPartitions, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from finpulse import kafka_clients
 from finpulse.settings import Settings
 from finpulse.stack.kafka import MAX_MESSAGE_BYTES
 
@@ -24,12 +26,9 @@ class TopicState:
     grown_from: int | None = None
 
 
-def admin(settings: Settings, timeout_ms: int = 5_000) -> KafkaAdminClient:
-    return KafkaAdminClient(
-        bootstrap_servers=settings.kafka_servers,
-        client_id="finpulse-admin",
-        request_timeout_ms=timeout_ms,
-    )
+def admin(settings: Settings, timeout_ms: int = 5_000) -> Any:
+    """A kafka-python KafkaAdminClient for the settings' cluster."""
+    return kafka_clients.admin(settings, client_id="finpulse-admin", request_timeout_ms=timeout_ms)
 
 
 def _port_open(servers: str, timeout_s: float) -> bool:
