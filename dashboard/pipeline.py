@@ -10,9 +10,9 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-import httpx
 import pandas as pd
 
+from finpulse import probe
 from finpulse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,14 +94,13 @@ def stream_metrics(settings: Settings) -> tuple[pd.DataFrame, str]:
     """FinPulse samples from the stream worker's Prometheus endpoint, or an empty frame and a note saying why."""
     url = settings.dashboard_stream_metrics_url or f"http://{settings.stream_host}:{settings.stream_port}/metrics"
     try:
-        response = httpx.get(url, timeout=2.0, trust_env=False)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
+        text = probe.get_text(url, timeout_s=2.0)
+    except probe.ProbeError as exc:
         return pd.DataFrame(), (
-            f"The stream worker's metrics at {url} are not reachable ({type(exc).__name__}): is the stream part "
-            "running? (FINPULSE_DASHBOARD_STREAM_METRICS_URL points elsewhere.)"
+            f"The stream worker's metrics are not reachable ({exc}): is the stream part running? "
+            "(FINPULSE_DASHBOARD_STREAM_METRICS_URL points elsewhere.)"
         )
-    return parse_metrics(response.text), ""
+    return parse_metrics(text), ""
 
 
 def parse_metrics(text: str) -> pd.DataFrame:

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -147,9 +146,9 @@ class _LocalStack:
 def _scrape(settings: Settings) -> dict[str, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(f"http://{settings.stream_host}:{settings.stream_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    from finpulse import probe
+
+    text = probe.get_text(f"http://{settings.stream_host}:{settings.stream_port}/metrics", timeout_s=5)
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
