@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from functools import partial
 
@@ -232,3 +233,25 @@ def test_wait_and_set_up_refuses_local_servers_and_times_out() -> None:
     never = ServiceSpec(name="clickhouse", endpoint="x", healthy=lambda: False)
     with pytest.raises(TimeoutError):
         stackctl.wait_and_set_up([never], timeout_s=0)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_container_health_checks_name_their_part(profile: str) -> None:
+    """The image's default reads the part from PID 1's command line, which an exec (the dashboard) replaces."""
+    for name, svc in Compose.for_profile(profile).services.items():
+        if is_finpulse(svc) and name != "finpulse-init":
+            part = stackctl.part_of(command(svc))
+            assert svc["healthcheck"]["test"] == ["CMD", "python", "/opt/finpulse/stackctl.py", "health", part], name
+
+
+def test_readme_lists_the_parts_table_and_its_start_commands() -> None:
+    from tests.unit.docker.compose import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| (server|setup|process) \| (.*) \|$", readme, flags=re.MULTILINE)
+    assert [(name, kind) for name, kind, _ in rows] == [(p.name, p.kind) for p in parts.PARTS]
+    settings = load_settings()
+    for name, kind, started in rows:
+        if kind == "process":
+            argv = stackctl.part_command(name, settings)
+            assert started.startswith(f"`{' '.join(argv)}`"), f"README: {name} starts as {' '.join(argv)}"
