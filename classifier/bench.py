@@ -72,12 +72,13 @@ def _measure(run: Callable[[Sequence[str]], Any], texts: list[str], chunk: int, 
 
 
 def _guard_summary(guard: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What the int8 accuracy guard chose and why (accuracy per head/language for fp32 and int8)."""
+    """What the precision guard chose and why (accuracy per head/language of fp32 and each candidate)."""
     if not guard:
         return None
-    keys = ("decision", "reason", "tolerance_points", "rows", "fp32_accuracy", "int8_accuracy")
+    accuracies = ("fp32_accuracy", "bf16_accuracy", "int8_accuracy")
+    keys = ("decision", "reason", "tolerance_points", "preference", "rows", *accuracies, "passed", "seconds")
     out = {k: guard[k] for k in keys if k in guard}
-    for k in ("fp32_accuracy", "int8_accuracy"):
+    for k in accuracies:
         if k in out:
             out[k] = {g: round(float(v), 4) for g, v in out[k].items()}
     return out

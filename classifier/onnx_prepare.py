@@ -1,4 +1,4 @@
-"""The ONNX export and the int8 accuracy guard of a model directory, run in a child process.
+"""The ONNX export and the precision guard (bf16 / int8 / fp32) of a model directory, run in a child process.
 
 A stream worker that serves ONNX Runtime needs neither torch nor the weights in torch form. Exporting them
 (loading the torch model, tracing, serializing, quantizing) peaks at several GiB for multilingual-e5-small, and a
@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from classifier import onnx_guard
 from classifier.onnx_export import ExportError, OnnxArtifacts, locate
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ PREPARE_TIMEOUT_S = 3600.0  # a 2-core machine under load exports e5-small in mi
 
 
 def _fresh(record: dict[str, Any] | None, artifacts: OnnxArtifacts) -> bool:
-    return record is not None and record.get("fingerprint") == artifacts.fingerprint
+    """Measured for these weights, in the current format, on every candidate this machine could serve."""
+    return onnx_guard.fresh(record, artifacts.fingerprint, onnx_guard.candidates_here())
 
 
 def needs_work(artifacts: OnnxArtifacts, *, guard: bool, int8: bool = True) -> bool:
@@ -71,7 +73,7 @@ def prepare(
             reason = "no shared data dir: the validation split cannot be re-created"
         else:
             reason = f"no {TRAINING_ARGS_FILE} in {Path(model_dir).name}: the validation split cannot be re-created"
-        log.warning("int8 accuracy guard cannot run (%s): serving fp32", reason)
+        log.warning("precision guard cannot run (%s): serving fp32", reason)
         record = {"decision": "fp32", "reason": reason}
     return artifacts, record
 

@@ -208,11 +208,14 @@ class Settings(BaseSettings):
     )
     model_precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
         "auto",
-        description="Inference precision. ONNX Runtime (CPU): auto = int8 when it passes the accuracy guard, else "
-        "fp32. Torch: auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.",
+        description="Inference precision. CPU, auto: the first of bf16 (torch, CPUs with native bf16), int8 (ONNX "
+        "Runtime), that passes the accuracy guard (within 0.5 points of fp32 per head and language), else fp32 (ONNX "
+        "Runtime). CUDA, auto: fp16.",
     )
     model_backend: Literal["auto", "torch", "onnx"] = Field(
-        "auto", description="Inference backend: auto = ONNX Runtime on CPU, torch on CUDA."
+        "auto",
+        description="Inference backend: auto = torch on CUDA; on CPU the guard's precision decides (torch for "
+        "bf16, ONNX Runtime for int8/fp32).",
     )
     model_threads: int | None = Field(
         None, ge=1, description="CPU inference threads; default: the cores in the process's CPU affinity."
