@@ -1,5 +1,5 @@
 """One micro-batch, kept free of Kafka and ClickHouse so it can be tested alone: decode and validate the messages,
-classify the valid documents, and shape the rows the sinks write."""
+and classify the valid documents (warehouse.schema.document_row shapes the rows the ClickHouse sink writes)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from finpulse.contracts import ClassifiedDocument, ContractError, RawDocument, parse_raw, utcnow
-from warehouse.schema import DOCUMENT_COLUMNS
-
-COLUMNS = DOCUMENT_COLUMNS
+from finpulse.contracts import ClassifiedDocument, ContractError, RawDocument, parse_raw
+from finpulse.timeutil import utcnow
 
 
 class Incoming(NamedTuple):
@@ -178,33 +176,3 @@ def classify_safely(engine: Engine, decoded: Decoded, now: datetime | None = Non
 
 def _model_reject(message: Incoming, exc: BaseException) -> Reject:
     return Reject(message, "model", f"the model raised {type(exc).__name__}: {exc}"[:1000])
-
-
-def row(doc: ClassifiedDocument) -> list[Any]:
-    """The ClickHouse row of a classified document, in COLUMNS order."""
-    return [
-        doc.id,
-        doc.source,
-        doc.kind,
-        doc.lang,
-        doc.title,
-        doc.body,
-        doc.url,
-        doc.author,
-        doc.published_at,
-        doc.ingested_at,
-        doc.tickers,
-        doc.entities,
-        json.dumps(doc.meta, ensure_ascii=False, default=str),
-        doc.topic,
-        doc.topic_score,
-        doc.sentiment,
-        doc.sentiment_score,
-        doc.topic_probs,
-        doc.sentiment_probs,
-        doc.model_version,
-        doc.classified_at,
-        doc.schema_version,
-        doc.story_id or doc.id,  # a document without a story (older producers) is its own story
-        1.0 if doc.novelty is None else doc.novelty,
-    ]

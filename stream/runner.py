@@ -25,12 +25,13 @@ from typing import Any
 
 from finpulse.contracts import ClassifiedDocument
 from finpulse.settings import Settings
-from stream.batch import Incoming, Reject, classify_safely, decode, row
+from stream.batch import Incoming, Reject, classify_safely, decode
 from stream.metrics import StreamMetrics
 from stream.sinks import RowsRejectedError, SinkUnavailableError
 from stream.sinks.classified import ClassifiedSink
 from stream.sinks.clickhouse import ClickHouseSink
 from stream.sinks.dlq import DlqSink
+from warehouse.schema import document_row
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ class BatchRunner:
         rows, unshaped = [], {}
         for i, doc in enumerate(docs):
             try:
-                rows.append(row(doc))
+                rows.append(document_row(doc))
             except Exception as exc:  # a value no row can hold (e.g. meta json.dumps refuses): that document only
                 unshaped[first + i] = f"cannot shape the row: {type(exc).__name__}: {exc}"[:500]
         if unshaped:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from finpulse.settings import Settings
-from stream.batch import COLUMNS
 from stream.sinks import RowsRejectedError, SinkUnavailableError
+from warehouse.schema import DOCUMENT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,15 @@ class ClickHouseSink:
         return self._client
 
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert every row in one request; returns only once ClickHouse acknowledged it."""
+        """Insert every row (warehouse.schema.document_row) in one request; returns only once ClickHouse acknowledged
+        it."""
         from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError, ProgrammingError
 
         if not rows:
             return
         with self._lock:
             try:
-                self._connect().insert(self.table, list(rows), column_names=list(COLUMNS))
+                self._connect().insert(self.table, list(rows), column_names=list(DOCUMENT_COLUMNS))
             except OperationalError as exc:
                 self._reset()
                 raise SinkUnavailableError(self.name, str(exc).splitlines()[0][:300]) from exc

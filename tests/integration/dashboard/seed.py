@@ -1,4 +1,5 @@
-"""Realistic classified documents inserted straight into ClickHouse, with a few rows the tests look for by value."""
+"""Realistic classified documents inserted straight into ClickHouse, with a few rows the tests look for by value.
+Rows are warehouse.schema.document_row lists: find a column's value with ``COLUMNS.index(name)``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from finpulse.contracts import document_id
-from warehouse.schema import DOCUMENT_COLUMNS
+from finpulse.contracts import ClassifiedDocument, document_id
+from warehouse.schema import DOCUMENT_COLUMNS, document_row
 
 TOPICS = ("earnings", "mergers", "macro", "regulation", "markets")
 SOURCES = ("reuters-rss", "sina-finance", "stocktwits", "xueqiu")
@@ -57,32 +58,30 @@ def _row(
 ) -> list[Any]:
     sentiment_probs = _probs(sentiment, confidence, ("negative", "neutral", "positive"))
     classified = published + timedelta(seconds=rng.uniform(0.5, 4.0))
-    return [
-        document_id(source, f"seed-{n}"),
-        source,
-        "news" if source in ("reuters-rss", "sina-finance") else "comment",
-        "zh" if source in ("sina-finance", "xueqiu") and rng.random() < 0.5 else "en",
-        title,
-        f"{title}. Analysts said the move could weigh on sentiment in the coming sessions.",
-        f"https://example.com/{source}/{n}",
-        None,
-        published,
-        published + timedelta(seconds=0.3),
-        tickers,
-        [],
-        json.dumps({"seed": True}),
-        topic,
-        round(rng.uniform(0.55, 0.98), 3),
-        sentiment,
-        round(sentiment_probs["positive"] - sentiment_probs["negative"], 4),
-        _probs(topic, 0.8, TOPICS),
-        sentiment_probs,
-        MODEL,
-        classified,
-        1,
-        document_id(source, f"seed-{n}"),  # story_id: each seeded document is its own story
-        1.0,  # novelty
-    ]
+    lang = "zh" if source in ("sina-finance", "xueqiu") and rng.random() < 0.5 else "en"
+    doc = ClassifiedDocument(
+        schema_version=1,  # no story fields: each seeded document is its own story (story_id = id, novelty 1)
+        id=document_id(source, f"seed-{n}"),
+        source=source,
+        kind="news" if source in ("reuters-rss", "sina-finance") else "comment",
+        lang=lang,
+        title=title,
+        body=f"{title}. Analysts said the move could weigh on sentiment in the coming sessions.",
+        url=f"https://example.com/{source}/{n}",
+        published_at=published,
+        ingested_at=published + timedelta(seconds=0.3),
+        tickers=tickers,
+        meta={"seed": True},
+        topic=topic,
+        topic_score=round(rng.uniform(0.55, 0.98), 3),
+        sentiment=sentiment,
+        sentiment_score=round(sentiment_probs["positive"] - sentiment_probs["negative"], 4),
+        topic_probs=_probs(topic, 0.8, TOPICS),
+        sentiment_probs=sentiment_probs,
+        model_version=MODEL,
+        classified_at=classified,
+    )
+    return document_row(doc)
 
 
 def documents(now: datetime | None = None, *, hours: int = 24, per_hour: int = 30, seed: int = 7) -> list[list[Any]]:

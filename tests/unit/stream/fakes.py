@@ -12,6 +12,7 @@ from faust.types.tuples import ConsumerMessage
 from classifier.engine import Prediction
 from finpulse.contracts import make_raw
 from stream.sinks import RowsRejectedError, SinkUnavailableError
+from warehouse.schema import DOCUMENT_COLUMNS
 
 
 class FakeEngine:
@@ -102,7 +103,7 @@ class FakeClickHouse:
         if self.down > 0:
             self.down -= 1
             raise SinkUnavailableError("clickhouse", "connection refused")
-        if any(r[0] in self.poison for r in rows):
+        if any(r[DOCUMENT_COLUMNS.index("id")] in self.poison for r in rows):
             raise RowsRejectedError("bad row")
         self.rows.extend(list(r) for r in rows)
 

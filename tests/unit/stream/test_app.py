@@ -12,6 +12,7 @@ from stream.app import StreamWorker, faust_options
 from stream.model import device_for_worker
 from stream.service import argv, service_spec
 from tests.unit.stream.fakes import FakeClickHouse, FakeEngine, FakeModels, FakeTopicSink, raw
+from warehouse.schema import DOCUMENT_COLUMNS
 
 
 def test_agent_takes_micro_batches_and_acks_only_what_was_stored(tmp_path: Path) -> None:
@@ -45,7 +46,7 @@ def test_agent_takes_micro_batches_and_acks_only_what_was_stored(tmp_path: Path)
     assert len(clickhouse.rows) == 9 and len(classified.sent) == 9 and len(dlq.sent) == 1
     sizes = worker.metrics.batch_size.collect()[0].samples
     assert max(s.value for s in sizes if s.name.endswith("_count")) >= 3  # micro-batches of at most 4
-    assert {r[19] for r in clickhouse.rows} == {"m@1"}
+    assert {r[DOCUMENT_COLUMNS.index("model_version")] for r in clickhouse.rows} == {"m@1"}
 
 
 def test_faust_options_follow_settings(tmp_path: Path) -> None:

@@ -1,16 +1,12 @@
-"""Decoding, language gating and the ClickHouse row shape of a micro-batch."""
+"""Decoding and language gating of a micro-batch (its row shape: tests/unit/warehouse/test_schema.py)."""
 
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 from finpulse.contracts import SCHEMA_VERSION
-from stream.batch import COLUMNS, Incoming, classify, decode, row
+from stream.batch import Incoming, classify, decode
 from tests.unit.stream.fakes import FakeEngine, raw
-
-MIGRATION = Path(__file__).resolve().parents[3] / "warehouse" / "migrations" / "0001_documents.sql"
 
 
 def _msg(value: bytes | None, offset: int = 0) -> Incoming:
@@ -55,29 +51,6 @@ def test_unsupported_language_is_stored_unlabeled_never_mislabeled() -> None:
     assert german.topic_probs == {} and german.sentiment_probs == {}
     assert {d.model_version for d in out} == {"m@7"}
     assert len(engine.seen) == 3  # the German text never reached the model
-
-
-def test_rows_match_the_documents_table() -> None:
-    sql = MIGRATION.read_text()
-    body = sql[sql.index("(") + 1 : sql.index("ENGINE")]
-    table_columns = re.findall(r"^\s{4}(\w+)\s", body, flags=re.M)
-    added = [  # columns later migrations added; relabeled is written by finpulse relabel only
-        name
-        for path in sorted(MIGRATION.parent.glob("*.sql"))
-        for name in re.findall(r"ALTER TABLE \S+\.documents ADD COLUMN IF NOT EXISTS (\w+)", path.read_text())
-        if name != "relabeled"
-    ]
-    assert added == ["story_id", "novelty"]
-    assert list(COLUMNS) == table_columns + added
-    doc = classify(FakeEngine(), decode([_msg(raw(0))]).docs)[0]
-    values = dict(zip(COLUMNS, row(doc), strict=True))
-    assert values["id"] == doc.id and values["model_version"] == "fake@1"
-    assert (values["story_id"], values["novelty"]) == (doc.id, 1.0)  # no story fields: its own story
-    copy = doc.model_copy(update={"story_id": "first-doc-of-story", "novelty": 0.5625})
-    values = dict(zip(COLUMNS, row(copy), strict=True))
-    assert (values["story_id"], values["novelty"]) == ("first-doc-of-story", 0.5625)
-    assert values["sentiment_probs"]["positive"] == 0.85 and json.loads(values["meta"]) == {}
-    assert values["published_at"].tzinfo is not None
 
 
 def test_relabel_rewrites_labels_and_keeps_the_story() -> None:

@@ -140,6 +140,9 @@ def test_clickhouse_partition_limit_is_a_content_error_but_merge_backlog_is_an_o
     from stream.sinks import RowsRejectedError, SinkUnavailableError
     from stream.sinks.clickhouse import ClickHouseSink
     from tests.unit.stream.test_runner import load_settings
+    from warehouse.schema import document_row
+
+    row = document_row(classify_safely(FakeEngine(), decode([Incoming(b"k", raw(0), "t", 0, 0)])).docs[0])
 
     class Client:
         def __init__(self, message: str) -> None:
@@ -154,7 +157,7 @@ def test_clickhouse_partition_limit_is_a_content_error_but_merge_backlog_is_an_o
     sink = ClickHouseSink(load_settings())
     sink._client = Client("Too many partitions for single INSERT block (more than 100). (TOO_MANY_PARTS)")
     with pytest.raises(RowsRejectedError):  # the runner splits the batch until each half is accepted
-        sink.write([[1]])
+        sink.write([row])
     sink._client = Client("Too many parts (3000). Merges are processing significantly slower than inserts")
     with pytest.raises(SinkUnavailableError):  # wait it out with backpressure
-        sink.write([[1]])
+        sink.write([row])
