@@ -14,7 +14,7 @@ import json
 import re
 import unicodedata
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -171,6 +171,9 @@ class ClassifiedDocument(RawDocument):
         return as_utc(value)
 
 
+_Doc = TypeVar("_Doc", bound=RawDocument)
+
+
 def _first_error(exc: ValidationError) -> ContractError:
     err = exc.errors()[0]
     field = ".".join(str(part) for part in err.get("loc", ()))
@@ -180,7 +183,7 @@ def _first_error(exc: ValidationError) -> ContractError:
     return ContractError(field, message)
 
 
-def _load(payload: bytes | str | dict[str, Any], model: type[RawDocument]) -> Any:
+def _load(payload: bytes | str | dict[str, Any], model: type[_Doc]) -> _Doc:
     if isinstance(payload, (bytes, bytearray, memoryview)):
         try:
             payload = bytes(payload).decode("utf-8")
