@@ -13,9 +13,10 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field
 
 AlertStatus = Literal["firing", "resolved"]
-# The alerts table's columns this model writes (the table is migrations 0003 + 0010 + 0031).
+# The alerts table's columns this model writes (the table is migrations 0003 + 0010 + 0031; 0050 gave group_by and
+# group_value the model's names, they were scope_kind and scope_value).
 ALERT_COLUMNS = (
-    "id", "fingerprint", "rule_id", "rule_name", "kind", "severity", "scope_kind", "scope_value", "metric",
+    "id", "fingerprint", "rule_id", "rule_name", "kind", "severity", "group_by", "group_value", "metric",
     "window_start", "window_end", "value", "threshold", "baseline", "doc_count", "sample_doc_ids", "message",
     "created_at", "status", "started_at", "resolved_at", "silenced", "scope",
     "window_value", "window_measure", "count", "window_s", "baseline_s", "story_count", "top_stories", "dashboard_url",
@@ -154,8 +155,8 @@ class Alert(BaseModel):
             kind=row["kind"],
             severity=row["severity"],
             status=row["status"],
-            group_by=row["scope_kind"],
-            group_value=row["scope_value"],
+            group_by=row["group_by"],
+            group_value=row["group_value"],
             scope=json.loads(row["scope"] or "{}"),
             metric=row["metric"],
             value=row["value"],

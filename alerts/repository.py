@@ -185,7 +185,7 @@ LIST_ALERTS_SQL = """
 SELECT a.id AS id, a.fingerprint AS fingerprint, a.rule_id AS rule_id, a.rule_name AS rule_name, a.kind AS kind,
        a.severity AS severity,
        multiIf(a.status = 'resolved', 'resolved', k.alert_id != '', 'acknowledged', 'firing') AS state,
-       a.scope_kind AS group_by, a.scope_value AS group_value, a.scope AS scope, a.metric AS metric,
+       a.group_by AS group_by, a.group_value AS group_value, a.scope AS scope, a.metric AS metric,
        a.value AS value, a.threshold AS threshold, a.baseline AS baseline, a.doc_count AS doc_count,
        a.window_start AS window_start, a.window_end AS window_end, a.started_at AS started_at,
        a.resolved_at AS resolved_at, a.silenced AS silenced, a.message AS message, a.sample_doc_ids AS sample_doc_ids,

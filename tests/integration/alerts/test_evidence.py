@@ -65,7 +65,8 @@ def test_migration_0031_upgrades_an_existing_data_dir(stack: Stack, tmp_path: Pa
     migrate(settings, directory=before)
     client = create_client(settings)
     try:
-        old_columns = ALERT_COLUMNS[: ALERT_COLUMNS.index("window_value")]
+        renamed = {"group_by": "scope_kind", "group_value": "scope_value"}  # their names before migration 0050
+        old_columns = [renamed.get(c, c) for c in ALERT_COLUMNS[: ALERT_COLUMNS.index("window_value")]]
         old = Alert(id="old1", fingerprint="f", rule_id="r", rule_name="old rule", kind="surge", severity="warning",
                     metric="negative_count_z", value=4.0, threshold=3.0, baseline=2.0, doc_count=12,
                     window_start=T0, window_end=T0 + 10 * MIN, started_at=T0 + 10 * MIN,

@@ -90,7 +90,7 @@ def test_alert_link_opens_its_detail(stubbed: FakeClient, monkeypatch: pytest.Mo
     started = NOW - timedelta(minutes=30)
     stubbed.alert_row = {
         "id": "alert-acme-1", "fingerprint": RULE.fingerprint(""), "rule_id": RULE.id, "rule_name": RULE.name,
-        "kind": RULE.kind, "severity": "critical", "status": "firing", "scope_kind": "none", "scope_value": "",
+        "kind": RULE.kind, "severity": "critical", "status": "firing", "group_by": "none", "group_value": "",
         "scope": json.dumps({"ticker": "ACME"}), "metric": "negative_share", "value": 0.92, "threshold": 0.5,
         "baseline": None, "doc_count": 12, "window_start": started - timedelta(minutes=5), "window_end": started,
         "started_at": started, "resolved_at": None, "silenced": 0, "message": "92% of 12 documents negative",
