@@ -12,6 +12,7 @@ from typing import Any
 
 from classifier.device import affinity_cores, threads_for_worker
 from finpulse.settings import Settings
+from stream.entities import EntityStage
 from stream.health import HealthServer
 from stream.metrics import StreamMetrics
 from stream.model import ModelServer, device_for_worker
@@ -29,11 +30,12 @@ BEAT_EVERY_S = 1.0
 
 def faust_options(settings: Settings, index: int) -> dict[str, Any]:
     """faust.App keyword arguments from the settings (kept apart so they can be checked without a broker)."""
+    from finpulse.kafka_clients import faust_broker
     from finpulse.stack.kafka import MAX_MESSAGE_BYTES
 
     session = settings.stream_session_timeout_s
     return {
-        "broker": [f"kafka://{server.strip()}" for server in settings.kafka_servers.split(",") if server.strip()],
+        **faust_broker(settings),  # brokers and their security, like every other client
         "datadir": str(settings.data_dir / "stream" / f"worker-{index}"),
         "autodiscover": False,
         "web_enabled": False,  # health and metrics have their own small server (stream/health.py)
@@ -77,7 +79,7 @@ class StreamWorker:
         self.runner = BatchRunner(
             settings,
             models=self.models,
-            clickhouse=ClickHouseSink(settings),
+            clickhouse=ClickHouseSink(settings, entities=EntityStage(settings, self.metrics.registry)),
             classified=ClassifiedSink(self.topics.classified),
             dlq=DlqSink(self.topics.dlq),
             metrics=self.metrics,

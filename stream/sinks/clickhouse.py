@@ -1,5 +1,6 @@
 """The ClickHouse sink: one insert per batch into `documents` (ReplacingMergeTree by id, so a redelivered
-document collapses into one row and every dedup-safe query counts it once)."""
+document collapses into one row and every dedup-safe query counts it once), then, with an entity stage, the
+batch's entity rows into `document_entities` (stream/entities.py: the same collapse by (document_id, entity))."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from finpulse.settings import Settings
+from stream.entities import ENTITY_COLUMNS, EntityStage
+from stream.entities import TABLE as ENTITY_TABLE
 from stream.sinks import RowsRejectedError, SinkUnavailableError
+from warehouse.queries.corrections import overlay_columns
 from warehouse.schema import DOCUMENT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -49,9 +53,10 @@ class ClickHouseSink:
 
     name = "clickhouse"
 
-    def __init__(self, settings: Settings, table: str = TABLE) -> None:
+    def __init__(self, settings: Settings, table: str = TABLE, *, entities: EntityStage | None = None) -> None:
         self.settings = settings
         self.table = table
+        self.entities = entities
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -72,7 +77,12 @@ class ClickHouseSink:
             return
         with self._lock:
             try:
-                self._connect().insert(self.table, list(rows), column_names=list(DOCUMENT_COLUMNS))
+                client = self._connect()
+                # A redelivered document keeps an analyst's corrected labels (warehouse/queries/corrections.py).
+                columns, out = overlay_columns(client, DOCUMENT_COLUMNS, rows)
+                client.insert(self.table, out, column_names=columns)
+                if self.entities is not None:
+                    self._write_entities(client, rows)
             except OperationalError as exc:
                 self._reset()
                 raise SinkUnavailableError(self.name, str(exc).splitlines()[0][:300]) from exc
@@ -86,6 +96,31 @@ class ClickHouseSink:
             except OSError as exc:
                 self._reset()
                 raise SinkUnavailableError(self.name, str(exc)[:300]) from exc
+
+    def _write_entities(self, client: Any, rows: Sequence[Sequence[Any]]) -> None:
+        """The documents are stored: their entity rows. An outage raises (the caller maps it to
+        SinkUnavailableError and the runner retries the batch, whose document rows collapse); entity rows ClickHouse
+        refuses as data are skipped and counted, never the documents."""
+        from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
+
+        assert self.entities is not None
+        entity_rows = self.entities.rows(rows)
+        if not entity_rows:
+            return
+        try:
+            client.insert(ENTITY_TABLE, entity_rows, column_names=list(ENTITY_COLUMNS))
+        except (DataError, ProgrammingError, TypeError, ValueError, DatabaseError) as exc:
+            refused = isinstance(exc, (DataError, ProgrammingError, TypeError, ValueError)) or (
+                getattr(exc, "name", None) in _DATA_ERRORS
+            )
+            if not refused:
+                raise
+            documents = len({r[0] for r in entity_rows})
+            self.entities.metrics.skipped.labels("refused").inc(documents)
+            log.error("ClickHouse refused the entity rows of %d documents (documents stored): %s", documents,
+                      str(exc)[:500])  # fmt: skip
+            return
+        self.entities.metrics.written.inc(len(entity_rows))
 
     def _reset(self) -> None:
         client, self._client = self._client, None
