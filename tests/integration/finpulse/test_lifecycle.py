@@ -10,8 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
+from finpulse import kafka_clients
 from tests.integration.finpulse.test_stack import N_MESSAGES, consume_tagged, produce
 from tests.stack import Stack, external_servers
 
@@ -118,8 +119,8 @@ def test_fallback_broker_when_asked(tmp_path: Path) -> None:
         produce(stack, stack.settings.topic_raw, 500, tag)
         # Consumer-group joins do not complete against this broker with kafka-python 3 (known limitation, see
         # README); reading assigned partitions does.
-        consumer = KafkaConsumer(
-            bootstrap_servers=stack.settings.kafka_servers, auto_offset_reset="earliest", consumer_timeout_ms=5_000
+        consumer = kafka_clients.consumer(
+            stack.settings, client_id="finpulse-test", auto_offset_reset="earliest", consumer_timeout_ms=5_000
         )
         consumer.assign([TopicPartition(stack.settings.topic_raw, p) for p in range(stack.settings.partitions_raw)])
         assert {m.value.decode() for m in consumer if m.value.decode().startswith(tag)} == {

@@ -9,8 +9,9 @@ import textwrap
 import uuid
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 
+from finpulse import kafka_clients
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -19,8 +20,8 @@ N_MESSAGES = 10_000
 
 
 def produce(stack: Stack, topic: str, n: int, tag: str) -> None:
-    producer = KafkaProducer(
-        bootstrap_servers=stack.settings.kafka_servers, acks="all", linger_ms=5, compression_type="lz4"
+    producer = kafka_clients.producer(
+        stack.settings, client_id="finpulse-test", acks="all", linger_ms=5, compression_type="lz4"
     )
     futures = [producer.send(topic, key=f"k{i % 17}".encode(), value=f"{tag}:{i}".encode()) for i in range(n)]
     producer.flush(timeout=60)
@@ -30,14 +31,15 @@ def produce(stack: Stack, topic: str, n: int, tag: str) -> None:
 
 
 def consume_tagged(stack: Stack, topic: str, tag: str, expected: int, group: str) -> set[str]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=stack.settings.kafka_servers,
+    consumer = kafka_clients.consumer(
+        stack.settings,
+        client_id="finpulse-test",
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=15_000,
     )
+    consumer.subscribe([topic])
     seen: set[str] = set()
     for message in consumer:
         value = message.value.decode()
@@ -59,7 +61,7 @@ def test_status_reports_every_part_healthy(stack: Stack) -> None:
 
 
 def test_topics_exist_with_configured_partitions(stack: Stack) -> None:
-    consumer = KafkaConsumer(bootstrap_servers=stack.settings.kafka_servers)
+    consumer = kafka_clients.consumer(stack.settings, client_id="finpulse-test")
     try:
         for topic, partitions in stack.settings.topic_partitions().items():
             assert len(consumer.partitions_for_topic(topic) or ()) == partitions, topic
@@ -73,8 +75,8 @@ def test_ten_thousand_messages_acks_all_read_by_a_group(stack: Stack) -> None:
     seen = consume_tagged(stack, stack.settings.topic_raw, tag, N_MESSAGES, group=f"test-{tag}")
     assert len(seen) == N_MESSAGES
     # the group's committed offsets cover everything: a second read from the committed position finds none of them
-    consumer = KafkaConsumer(
-        bootstrap_servers=stack.settings.kafka_servers, group_id=f"test-{tag}", enable_auto_commit=False
+    consumer = kafka_clients.consumer(
+        stack.settings, client_id="finpulse-test", group_id=f"test-{tag}", enable_auto_commit=False
     )
     partitions = [TopicPartition(stack.settings.topic_raw, p) for p in range(stack.settings.partitions_raw)]
     committed = sum(consumer.committed(tp) or 0 for tp in partitions)
