@@ -13,7 +13,7 @@ from finpulse.settings import Settings
 from stream.entities import ENTITY_COLUMNS, EntityStage
 from stream.entities import TABLE as ENTITY_TABLE
 from stream.sinks import RowsRejectedError, SinkUnavailableError
-from warehouse.queries.corrections import overlay_columns
+from warehouse.queries.corrections import overlay_columns, overlay_entity_columns
 from warehouse.schema import DOCUMENT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,10 @@ class ClickHouseSink:
         entity_rows = self.entities.rows(rows)
         if not entity_rows:
             return
+        # A redelivered document keeps an analyst's corrected entity sentiment (warehouse/queries/corrections.py).
+        columns, entity_rows = overlay_entity_columns(client, ENTITY_COLUMNS, entity_rows)
         try:
-            client.insert(ENTITY_TABLE, entity_rows, column_names=list(ENTITY_COLUMNS))
+            client.insert(ENTITY_TABLE, entity_rows, column_names=columns)
         except (DataError, ProgrammingError, TypeError, ValueError, DatabaseError) as exc:
             refused = isinstance(exc, (DataError, ProgrammingError, TypeError, ValueError)) or (
                 getattr(exc, "name", None) in _DATA_ERRORS

@@ -135,8 +135,11 @@ def _entity(field_name: str, entity: str) -> str:
 # --- SQL --------------------------------------------------------------------------------------------------------
 
 DOCUMENT_SQL = "SELECT * FROM documents FINAL WHERE id = {id:String}"
-ENTITY_SQL = "SELECT * FROM document_entities FINAL WHERE document_id = {id:String} AND entity = {entity:String}"
-ENTITIES_OF_SQL = "SELECT entity FROM document_entities FINAL WHERE document_id = {id:String} ORDER BY rank"
+# document_entities is ordered by (minute, document_id, entity): the document's minute prunes the read to its granules.
+_ENTITY_KEY = """toStartOfMinute(published_at) = toStartOfMinute(fromUnixTimestamp64Milli({published_ms:Int64}, 'UTC'))
+  AND document_id = {id:String}"""
+ENTITY_SQL = f"SELECT * FROM document_entities FINAL WHERE {_ENTITY_KEY} AND entity = {{entity:String}}"
+ENTITIES_OF_SQL = f"SELECT entity FROM document_entities FINAL WHERE {_ENTITY_KEY} ORDER BY rank"
 
 _CORRECTION_COLUMNS = (
     "id",
@@ -303,8 +306,8 @@ def corrected_document_row(row: dict[str, Any], corrections: Sequence[Correction
 def _newer(old: Any, now: datetime) -> datetime:
     """A version stamp later than ``old``, so the rewritten row wins the ReplacingMergeTree merge."""
     if isinstance(old, datetime):
-        old = old if old.tzinfo else old.replace(tzinfo=UTC)
-        return max(now, old + timedelta(milliseconds=1))
+        previous: datetime = old if old.tzinfo else old.replace(tzinfo=UTC)
+        return max(now, previous + timedelta(milliseconds=1))
     return now
 
 
@@ -358,6 +361,21 @@ def overlay_entity_rows(client: Any, rows: Sequence[dict[str, Any]]) -> list[dic
     return out
 
 
+def overlay_entity_columns(
+    client: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> tuple[list[str], list[Sequence[Any]]]:
+    """The stream's document_entities rows (sequences in ``columns`` order: document_id, entity, sentiment, ...) with
+    the analysts' entity sentiments applied, and the columns to insert them with (label_source added when one was):
+    a redelivered document keeps its corrected entity sentiment. Unchanged without any correction of the batch."""
+    names = list(columns)
+    dicts = [dict(zip(names, r, strict=True)) for r in rows]
+    out = overlay_entity_rows(client, dicts)
+    if all(a is b for a, b in zip(out, dicts, strict=True)):
+        return names, list(rows)
+    out_names = names if "label_source" in names else [*names, "label_source"]
+    return out_names, [[r.get(n, MODEL) if n == "label_source" else r[n] for n in out_names] for r in out]
+
+
 def _corrected_entity_row(row: dict[str, Any], label: str) -> dict[str, Any]:
     new = dict(row)
     new["sentiment"] = label
@@ -379,9 +397,11 @@ def _one(client: Any, sql: str, params: dict[str, Any]) -> dict[str, Any] | None
     return rows[0] if rows else None
 
 
-def _entity_row(client: Any, doc_id: str, entity: str) -> dict[str, Any]:
+def _entity_row(client: Any, doc: dict[str, Any], entity: str) -> dict[str, Any]:
+    doc_id = str(doc["id"])
+    key = {"id": doc_id, "published_ms": int(_utc(doc["published_at"]).timestamp() * 1000)}
     try:
-        row = _one(client, ENTITY_SQL, {"id": doc_id, "entity": entity})
+        row = _one(client, ENTITY_SQL, key | {"entity": entity})
     except Exception as exc:
         if "UNKNOWN_TABLE" in str(exc):
             raise CorrectionError(
@@ -389,7 +409,7 @@ def _entity_row(client: Any, doc_id: str, entity: str) -> dict[str, Any]:
             ) from exc
         raise
     if row is None:
-        known = [str(r[0]) for r in client.query(ENTITIES_OF_SQL, parameters={"id": doc_id}).result_rows]
+        known = [str(r[0]) for r in client.query(ENTITIES_OF_SQL, parameters=key).result_rows]
         listed = ", ".join(known) if known else "none"
         raise CorrectionError(
             "entity", f"document {doc_id} has no entity-level sentiment for {entity!r}; its entities: {listed}"
@@ -425,7 +445,7 @@ def record_correction(
         raise CorrectionError("document_id", f"no stored document with id {doc_id!r} (expired, or never stored)")
     stamp = now or datetime.now(UTC)
     if field == "entity_sentiment":
-        target = _entity_row(client, doc_id, name)
+        target = _entity_row(client, doc, name)
         previous, version = str(target.get("sentiment") or ""), str(target.get("model_version") or "")
     else:
         previous, version = str(doc.get(field) or ""), str(doc.get("model_version") or "")
