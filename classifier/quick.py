@@ -149,7 +149,13 @@ class _Head:
 
 
 def _fit_head(
-    x: sp.csr_matrix, y: list[str], labels: Sequence[str], seed: int, x_cal: sp.csr_matrix, y_cal: list[str]
+    x: sp.csr_matrix,
+    y: list[str],
+    labels: Sequence[str],
+    seed: int,
+    x_cal: sp.csr_matrix,
+    y_cal: list[str],
+    weights: np.ndarray | None = None,
 ) -> _Head:
     from sklearn.svm import LinearSVC
 
@@ -161,7 +167,7 @@ def _fit_head(
     if len(present) == 1:
         intercept[index[present[0]]] = 10.0
     elif present:
-        svm = LinearSVC(C=SVM_C, random_state=seed).fit(x, y)
+        svm = LinearSVC(C=SVM_C, random_state=seed).fit(x, y, sample_weight=weights)
         classes = list(svm.classes_)
         if len(classes) == 2:  # sklearn keeps one margin for two classes: +w for classes[1], -w for classes[0]
             rows = {classes[1]: (svm.coef_[0], svm.intercept_[0]), classes[0]: (-svm.coef_[0], -svm.intercept_[0])}
@@ -238,8 +244,14 @@ def train_quick(
     promote: bool = False,
     echo: Callable[[str], None] | None = None,
     extra_specs: Sequence[DatasetSpec] = (),
+    corrections: Sequence[Any] | None = None,
 ) -> ModelInfo:
-    """Train the quick model on every built-in labeled set found (English and Chinese) and save it."""
+    """Train the quick model on every built-in labeled set found (English and Chinese) and save it.
+
+    Analysts' corrections join the training rows (``corrections`` None: read from ClickHouse when it answers;
+    see classifier/corrections.py); their held-out share is scored as the "corrections" slice.
+    """
+    from classifier import corrections as corrmod
     from classifier.train import prepare_splits, row_keys
 
     say = echo or (lambda message: log.info(message))
@@ -250,7 +262,7 @@ def train_quick(
     if not sets and not extra_specs:
         raise datamod.DataError(datamod.no_data_message(root))
     args = quick_recipe(sets)
-    splits = prepare_splits(args, root, extra_specs)
+    splits, corr = corrmod.with_corrections(prepare_splits(args, root, extra_specs), settings, corrections, echo=say)
     names = [*sets, *(s.name for s in extra_specs)]
     say(f"quick model: {splits.fingerprint['train_rows']} training rows from {', '.join(names)}")
     texts = [clean_text(t)[:MAX_CHARS] for t in splits.train["text"]]
@@ -262,6 +274,7 @@ def train_quick(
     cal_texts = [clean_text(t)[:MAX_CHARS] for t in splits.early_stop["text"]]
     x_cal = _features(vectorizers, cal_texts)
     heads = {}
+    weights = corrmod.sample_weights(splits.train)
     for head, names in (("sentiment", SENTIMENTS), ("topic", TOPICS)):
         rows = splits.train[head].notna().to_numpy()
         cal = splits.early_stop[head].notna().to_numpy()
@@ -272,6 +285,7 @@ def train_quick(
             args.seed,
             x_cal[cal],
             splits.early_stop[head][cal].tolist(),
+            weights[rows],
         )
     train_langs = sorted(set(frame_languages(splits.train)))
     engine = QuickEngine(vectorizers, heads["sentiment"], heads["topic"], {"model_version": "unsaved"})
@@ -280,6 +294,7 @@ def train_quick(
         if len(frame):
             topic, sentiment, _ = engine.predict_proba(list(frame["text"]))
             metrics[split_name] = split_metrics(frame, topic, sentiment, frame_languages(frame))
+    slice_scores = corrmod.score_slice(engine, corr.slice)
     elapsed = time.monotonic() - started
 
     name = name or f"finpulse-quick-{now:%Y%m%d-%H%M%S}"
@@ -287,12 +302,13 @@ def train_quick(
     registry.root.mkdir(parents=True, exist_ok=True)
     staging = registry.staging_dir(name)
     _save(staging, vectorizers, heads)
+    corrmod.save_slice(staging, corr.slice)
     np.save(staging / TRAIN_KEYS_FILE, row_keys(list(splits.train["text"])))
     args.save(staging / "training_args.json")
     fingerprint = {**splits.fingerprint, "training": {"wall_time_s": round(elapsed, 1), "kind": KIND}}
     (staging / "data.json").write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
     # metrics.json: the promotion split's figures at top level (what `finpulse models list` shows) + the holdout.
-    flat = {**metrics.get("promotion", {}), "holdout": metrics.get("holdout", {})}
+    flat = {**metrics.get("promotion", {}), "holdout": metrics.get("holdout", {}), "corrections": slice_scores}
     (staging / METRICS_FILE).write_text(json.dumps(flat, indent=2) + "\n", encoding="utf-8")
     digest = datamod.file_sha256(staging / ARRAYS_FILE)
     meta = {
@@ -308,9 +324,11 @@ def train_quick(
         "sentiments": list(SENTIMENTS),
         "weights_sha256": digest,
         "validation": {k: _headline(v) for k, v in metrics.items()},
+        "corrections": {**corr.summary, "slice": slice_scores},
     }
     (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    (staging / "README.md").write_text(model_card(meta, fingerprint, metrics), encoding="utf-8")
+    card = model_card(meta, fingerprint, metrics) + corrmod.card_section(meta["corrections"])
+    (staging / "README.md").write_text(card, encoding="utf-8")
     info = registry.commit(staging, name)
     if promote:
         info = registry.promote(name)

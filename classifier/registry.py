@@ -41,6 +41,8 @@ class ModelInfo:
     promoted: bool = False
     kind: str = "transformer"
     shadow: dict[str, Any] | None = None
+    # Analysts' corrections the model trained on and its held-out corrections-slice score (classifier/corrections).
+    corrections: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -67,6 +69,7 @@ def read_model_info(path: Path, promoted: bool = False) -> ModelInfo:
         promoted=promoted,
         kind=meta.get("kind", "transformer"),
         shadow=meta.get("shadow"),
+        corrections=meta.get("corrections"),
     )
 
 

@@ -9,6 +9,12 @@ The promotion split is re-created from the candidate's saved recipe (seeded, fin
 either model was trained on (their ``train_keys.npy``) are dropped, so a serving model trained on another data
 version is never scored on its own training rows. A candidate that cannot be loaded through
 ``serving.load_engine`` and classify two texts is never promoted.
+
+Analysts' corrections (classifier/corrections.py): when the candidate's held-out corrections slice (saved with it,
+minus documents either model trained on) is non-empty, the rule becomes "no regression on the standard promotion
+rows (candidate score >= serving score; a tie is no regression) AND a gain on the corrections slice": the
+candidate's slice accuracy (share of held-out corrected labels it agrees with) exceeds the serving model's by more
+than ``settings.correction_min_gain`` (default 0: strictly greater; a tie is no gain, so not promoted).
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ log = logging.getLogger(__name__)
 
 SMOKE_TEXTS = ["Acme shares jump after record quarterly profit", "央行宣布下调存款准备金率"]
 RULE = "candidate score > serving score + min_delta; score = mean macro-F1 over (language, head) slices"
+RULE_CORRECTIONS = (
+    "candidate score >= serving score (no regression on the promotion rows) and candidate corrections-slice "
+    "accuracy > serving corrections-slice accuracy + correction_min_gain"
+)
 
 
 def _train_keys(path: Path) -> np.ndarray:
@@ -44,6 +54,20 @@ def promotion_rows(candidate: ModelInfo, serving: ModelInfo | None, data_root: P
         json.loads((candidate.path / "training_args.json").read_text(encoding="utf-8")), origin=str(candidate.path)
     )
     frame = prepare_splits(args, data_root).promotion.reset_index(drop=True)
+    seen = np.union1d(_train_keys(candidate.path), _train_keys(serving.path) if serving is not None else [])
+    keys = np.array([text_key(t) for t in frame["text"]], dtype=np.uint64)
+    keep = ~np.isin(keys, seen.astype(np.uint64))
+    return frame[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def corrections_rows(candidate: ModelInfo, serving: ModelInfo | None) -> tuple[pd.DataFrame, int]:
+    """The candidate's held-out corrections slice minus documents either model trained on; (rows, dropped)."""
+    from classifier.corrections import load_slice
+    from classifier.train import text_key
+
+    frame = load_slice(candidate.path)
+    if not len(frame):
+        return frame, 0
     seen = np.union1d(_train_keys(candidate.path), _train_keys(serving.path) if serving is not None else [])
     keys = np.array([text_key(t) for t in frame["text"]], dtype=np.uint64)
     keep = ~np.isin(keys, seen.astype(np.uint64))
@@ -110,10 +134,18 @@ def shadow_promote(
         log.error("candidate %s does not load; not promoted: %s", candidate.name, exc, exc_info=True)
         decision.update(promoted=False, reason=f"candidate failed to load or predict: {type(exc).__name__}: {exc}")
         return _record(registry, candidate, decision)
+    from classifier.corrections import score_slice
+
     rows, dropped = promotion_rows(candidate, serving, root)
+    slice_rows, slice_dropped = corrections_rows(candidate, serving)
     decision.update(rows=len(rows), rows_dropped_as_trained_on=dropped)
+    decision.update(corrections_rows=len(slice_rows), corrections_rows_dropped_as_trained_on=slice_dropped)
+    if len(slice_rows):
+        decision.update(rule=RULE_CORRECTIONS, min_gain=settings.correction_min_gain)
     cand_metrics = score_model(cand_engine, rows) if len(rows) else {"score": 0.0}
+    cand_slice = score_slice(cand_engine, slice_rows)
     cand_engine.close()
+    decision["candidate_corrections_score"] = cand_slice["score"]
     decision["candidate_score"] = round(float(cand_metrics["score"]), 4)
     decision["candidate_metrics"] = _headline(cand_metrics)
     if serving is None:
@@ -122,19 +154,28 @@ def shadow_promote(
         try:
             serv_engine = load_checked(serving.path, settings)
             serv_metrics = score_model(serv_engine, rows) if len(rows) else {"score": 0.0}
+            serv_slice = score_slice(serv_engine, slice_rows)
             serv_engine.close()
         except Exception as exc:  # the served model no longer loads: a loadable candidate is better than it
             log.error("serving model %s does not load: %s", serving.name, exc)
-            serv_metrics = {"score": -1.0}
+            serv_metrics, serv_slice = {"score": -1.0}, {"n": len(slice_rows), "score": -1.0}
         decision["serving_score"] = round(float(serv_metrics["score"]), 4)
         decision["serving_metrics"] = _headline(serv_metrics)
-        beats = len(rows) > 0 and cand_metrics["score"] > serv_metrics["score"] + settings.promotion_min_delta
+        decision["serving_corrections_score"] = serv_slice["score"]
+        if len(slice_rows):
+            beats, decision["reason"] = _with_corrections(
+                cand_metrics["score"], serv_metrics["score"], cand_slice, serv_slice, settings.correction_min_gain
+            )
+            beats = beats and len(rows) > 0
+            decision["reason"] += "" if len(rows) else " (no promotion rows left)"
+        else:
+            beats = len(rows) > 0 and cand_metrics["score"] > serv_metrics["score"] + settings.promotion_min_delta
+            decision["reason"] = (
+                f"candidate {cand_metrics['score']:.4f} {'>' if beats else '<='} serving {serv_metrics['score']:.4f}"
+                + (f" + {settings.promotion_min_delta}" if settings.promotion_min_delta else "")
+                + ("" if len(rows) else " (no promotion rows left)")
+            )
         decision["promoted"] = bool(beats)
-        decision["reason"] = (
-            f"candidate {cand_metrics['score']:.4f} {'>' if beats else '<='} serving {serv_metrics['score']:.4f}"
-            + (f" + {settings.promotion_min_delta}" if settings.promotion_min_delta else "")
-            + ("" if len(rows) else " (no promotion rows left)")
-        )
     result = _record(registry, candidate, decision)
     if decision["promoted"]:
         info = registry.promote(candidate.name)
@@ -144,6 +185,23 @@ def shadow_promote(
     else:
         log.info("kept %s: %s", decision["serving"], decision["reason"])
     return result
+
+
+def _with_corrections(
+    cand: float, serv: float, cand_slice: dict[str, Any], serv_slice: dict[str, Any], min_gain: float
+) -> tuple[bool, str]:
+    """No regression on the promotion rows and a gain on the corrections slice; (promote?, reason)."""
+    c_slice, s_slice = float(cand_slice["score"]), float(serv_slice["score"])
+    no_regression = cand >= serv
+    gain = c_slice > s_slice + min_gain
+    reason = (
+        f"promotion rows: candidate {cand:.4f} {'>=' if no_regression else '<'} serving {serv:.4f} "
+        f"({'no regression' if no_regression else 'regression'}); corrections slice (n={cand_slice['n']}): "
+        f"candidate {c_slice:.4f} {'>' if gain else '<='} serving {s_slice:.4f}"
+        + (f" + {min_gain}" if min_gain else "")
+        + f" ({'gain' if gain else 'no gain'})"
+    )
+    return no_regression and gain, reason
 
 
 def _record(registry: Registry, candidate: ModelInfo, decision: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +216,9 @@ def _record(registry: Registry, candidate: ModelInfo, decision: dict[str, Any]) 
         f"- rows: {decision.get('rows', 0)} (dropped as trained on by either model: "
         f"{decision.get('rows_dropped_as_trained_on', 0)})",
         f"- candidate score: {decision.get('candidate_score')}; serving score: {decision.get('serving_score')}",
+        f"- corrections slice: {decision.get('corrections_rows', 0)} held-out corrected documents; candidate "
+        f"accuracy {decision.get('candidate_corrections_score')}; serving accuracy "
+        f"{decision.get('serving_corrections_score')}",
         f"- decision: {'promoted' if decision['promoted'] else 'not promoted'} ({decision['reason']})",
         "",
     ]

@@ -50,6 +50,8 @@ class Encoded:
     input_ids: list[np.ndarray]
     sentiment: np.ndarray
     topic: np.ndarray
+    # Per-row loss weights (analysts' corrections weigh more); None = every row weighs 1.
+    weight: np.ndarray | None = None
 
     @property
     def lengths(self) -> np.ndarray:
@@ -66,7 +68,24 @@ def encode_frame(frame: pd.DataFrame, tokenizer: Any, max_length: int, strip_url
         input_ids=[np.asarray(x, dtype=np.int64) for x in ids],
         sentiment=np.array([s_index.get(v, IGNORE) if isinstance(v, str) else IGNORE for v in frame["sentiment"]]),
         topic=np.array([t_index.get(v, IGNORE) if isinstance(v, str) else IGNORE for v in frame["topic"]]),
+        weight=_row_weights(frame),
     )
+
+
+def _row_weights(frame: pd.DataFrame) -> np.ndarray | None:
+    if "weight" not in frame.columns:
+        return None
+    weights = frame["weight"].fillna(1.0).to_numpy(dtype=np.float32)
+    return None if np.all(weights == 1.0) else weights
+
+
+def weighted_loss(loss: nn.CrossEntropyLoss, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``loss`` as a weighted mean over the labeled rows (the unweighted loss is the case w = 1)."""
+    per_row = nn.functional.cross_entropy(
+        logits, y, ignore_index=IGNORE, label_smoothing=loss.label_smoothing, reduction="none"
+    )
+    w = w * (y != IGNORE)
+    return (per_row * w).sum() / w.sum().clamp_min(1e-12)
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -296,14 +315,19 @@ def train(
     checkpoint_dir: Path | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    corrections: Sequence[Any] | None = None,
 ) -> ModelInfo:
     """Train a model from ``args`` and save it to the registry; returns its ModelInfo.
 
     With ``checkpoint_dir``, the full training state is saved there every ``args.checkpoint_every_steps`` steps
     and a later call with the same arguments resumes from it; the result is the same model an uninterrupted run
     gives. ``on_progress`` gets {step, total, epoch, score, best_score, best_step, loss} after every step;
-    ``should_stop`` returning True saves a checkpoint and raises TrainingInterrupted.
+    ``should_stop`` returning True saves a checkpoint and raises TrainingInterrupted. Analysts' corrections
+    join the training rows, weighted, with a held-out slice (classifier/corrections.py; ``corrections`` None reads
+    them from ClickHouse when it answers), exactly as for the quick model.
     """
+    from classifier import corrections as corrmod
+
     started = time.monotonic()
     now = datetime.now(UTC)
     name = name or model_name(args, now)
@@ -315,7 +339,9 @@ def train(
         torch.set_num_threads(cpu_threads(args.threads))
     dtype = autocast_dtype(dev, args.precision)
 
-    splits = prepare_splits(args, root, extra_specs, from_hub)
+    splits, corr = corrmod.with_corrections(
+        prepare_splits(args, root, extra_specs, from_hub), settings, corrections, echo=log.info
+    )
     train_df, val_df, fingerprint = splits.train, splits.early_stop, splits.fingerprint
     tokenizer = load_tokenizer(args.base_model)
     train_enc = encode_frame(train_df, tokenizer, args.max_length, args.strip_urls)
@@ -448,14 +474,19 @@ def train(
             ids, mask = ids.to(dev), mask.to(dev)
             y_s = torch.from_numpy(train_enc.sentiment[batch]).to(dev)
             y_t = torch.from_numpy(train_enc.topic[batch]).to(dev)
+            w = None if train_enc.weight is None else torch.from_numpy(train_enc.weight[batch]).to(dev)
             with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 t_logits, s_logits = model(ids, mask)
             loss = torch.zeros((), device=dev)
             # A head's loss counts only where its label exists; an all-unlabeled batch would give NaN.
-            if (y_s != IGNORE).any():
-                loss = loss + args.sentiment_loss_weight * losses["sentiment"](s_logits.float(), y_s)
-            if (y_t != IGNORE).any():
-                loss = loss + args.topic_loss_weight * losses["topic"](t_logits.float(), y_t)
+            for head, logits, y, factor in (
+                ("sentiment", s_logits, y_s, args.sentiment_loss_weight),
+                ("topic", t_logits, y_t, args.topic_loss_weight),
+            ):
+                if (y != IGNORE).any():
+                    fn = losses[head]
+                    term = fn(logits.float(), y) if w is None else weighted_loss(fn, logits.float(), y, w)
+                    loss = loss + factor * term
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -488,6 +519,12 @@ def train(
         evaluate_now()  # the final weights are a candidate too
         report()
     model.load_state_dict(best["state"])
+    slice_scores: dict[str, Any] = {"n": 0, "score": None}
+    if len(corr.slice):
+        slice_enc = encode_frame(corr.slice, tokenizer, args.max_length, args.strip_urls)
+        t_probs, s_probs = predict_encoded(model, slice_enc, pad_id, dev, dtype)
+        slice_scores = corrmod.slice_metrics(corr.slice, t_probs, s_probs, model.topics, model.sentiments)
+    best["metrics"]["corrections"] = slice_scores
     elapsed = time.monotonic() - started
 
     staging = registry.staging_dir(name)
@@ -495,6 +532,7 @@ def train(
     tokenizer.save_pretrained(staging)
     args.save(staging / "training_args.json")
     np.save(staging / TRAIN_KEYS_FILE, row_keys(list(train_df["text"])))
+    corrmod.save_slice(staging, corr.slice)
     fingerprint["training"] = {
         "steps": step,
         "best_step": best["step"],
@@ -528,9 +566,11 @@ def train(
         "topics": list(TOPICS),
         "sentiments": list(SENTIMENTS),
         "weights_sha256": weights_hash,
+        "corrections": {**corr.summary, "slice": slice_scores},
     }
     (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    (staging / "README.md").write_text(model_card(meta, args, fingerprint, best["metrics"]), encoding="utf-8")
+    card = model_card(meta, args, fingerprint, best["metrics"]) + corrmod.card_section(meta["corrections"])
+    (staging / "README.md").write_text(card, encoding="utf-8")
     info = registry.commit(staging, name)
     if promote:
         info = registry.promote(name)
