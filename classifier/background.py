@@ -9,7 +9,7 @@ promotes it only when it scores better. One job per (recipe, data): a finished j
 Progress - state, step, total, ETA, latest and best validation score - is one small JSON file,
 ``<data_dir>/trainer/progress.json``, read by `finpulse status` and the dashboard's Pipeline health page.
 
-    finpulse trainer            # what `finpulse up` runs as its `trainer` part (also: python -m classifier.background)
+    finpulse trainer            # what `finpulse up` runs as its `trainer` part
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import json
 import logging
 import os
 import signal
-import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,25 @@ def summary(progress: dict[str, Any] | None) -> str:
     if not progress:
         return "no training started"
     state = progress.get("state", "?")
+    prefix = (
+        f"retraining on {progress.get('corrections_used')} corrections: "
+        if progress.get("trigger") == "corrections" and state == "training"
+        else ""
+    )
+    return prefix + _state_line(progress, state) + _corrections_line(progress.get("corrections"))
+
+
+def _corrections_line(corrections: Any) -> str:
+    """`; corrections 12/50 new since ...` - how close the next corrections retrain is."""
+    if not isinstance(corrections, dict):
+        return ""
+    if "new" not in corrections:
+        return f"; corrections: {corrections.get('note')}" if corrections.get("note") else ""
+    since = corrections.get("since") or "the start"
+    return f"; corrections: {corrections['new']}/{corrections['needed']} new since {since} (retrain at the latter)"
+
+
+def _state_line(progress: dict[str, Any], state: str) -> str:
     if state == "training" and not progress.get("total"):
         return "training: loading the data and the base model"
     if state == "training":
@@ -111,17 +130,17 @@ def _recipe(settings: Settings, sets: list[str], languages: list[str]) -> Any:
     return args.replace(datasets=sets, languages=languages, threads=settings.trainer_threads)
 
 
-def run(settings: Settings, *, stop: Any = None, idle: bool = True) -> dict[str, Any]:
+def run(settings: Settings, *, stop: Any = None, idle: bool = True, store: Any = None) -> dict[str, Any]:
     """Train (or resume) the job for the current recipe and data, then shadow-promote; returns the result.
 
-    ``stop`` is a callable returning True when the process should checkpoint and exit. With ``idle`` False the
-    call returns when there is nothing to do (tests); the service idles instead, so the supervisor keeps it.
+    Once that job is done, a corrections retrain follows when ``settings.correction_retrain_after`` corrections
+    arrived since the serving model (or the last retrain) was trained (``store``: the corrections store; None
+    opens ClickHouse when it answers). ``stop`` is a callable returning True when the process should checkpoint
+    and exit. With ``idle`` False the call returns when there is nothing to do (tests); the service idles
+    instead, so the supervisor keeps it.
     """
     from classifier.data import available_builtin, load_datasets
     from classifier.quick import frame_languages
-    from classifier.registry import Registry, RegistryError
-    from classifier.shadow import shadow_promote
-    from classifier.train import TrainingInterrupted, train
 
     should_stop = stop or (lambda: False)
     while True:
@@ -141,14 +160,41 @@ def run(settings: Settings, *, stop: Any = None, idle: bool = True) -> dict[str,
     frame, prints = load_datasets(sets, settings.shared_data_dir)
     args = _recipe(settings, sets, sorted(set(frame_languages(frame))))
     key = job_key(args, prints)
-    job = trainer_dir(settings) / "jobs" / key
-    result_file = job / RESULT_FILE
+    result_file = trainer_dir(settings) / "jobs" / key / RESULT_FILE
     if result_file.is_file():
         result = json.loads(result_file.read_text(encoding="utf-8"))
         write_progress(settings, {"state": "done", "job": key, **_brief(result)})
-        return result
-    # A name fixed by the job (not the clock), so that a restarted process resumes the same run.
-    name = f"finpulse-{Path(args.base_model.rstrip('/')).name.lower().replace('_', '-')}-{key}"
+    else:
+        # A name fixed by the job (not the clock), so that a restarted process resumes the same run.
+        _mark_trained(settings)
+        result = _train_and_shadow(settings, args, key, _job_name(args, key), should_stop)
+        if result.get("state") != "done":
+            return result
+    return _retrain_on_corrections(settings, args, key, result, should_stop, store)
+
+
+def _job_name(args: Any, key: str) -> str:
+    return f"finpulse-{Path(args.base_model.rstrip('/')).name.lower().replace('_', '-')}-{key}"
+
+
+def _train_and_shadow(
+    settings: Settings,
+    args: Any,
+    key: str,
+    name: str,
+    should_stop: Any,
+    *,
+    corrections: list[Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) one job, shadow-promote its model and record the result in the job's folder."""
+    from classifier.registry import Registry, RegistryError
+    from classifier.shadow import shadow_promote
+    from classifier.train import TrainingInterrupted, train
+
+    extra = extra or {}
+    job = trainer_dir(settings) / "jobs" / key
+    result_file = job / RESULT_FILE
     registry = Registry.from_settings(settings)
     started, first_step = time.monotonic(), None
     last_write = 0.0
@@ -164,13 +210,13 @@ def run(settings: Settings, *, stop: Any = None, idle: bool = True) -> dict[str,
         if now - last_write >= 2.0 or p["step"] >= p["total"] or p["score"] != getattr(on_progress, "score", None):
             on_progress.score = p["score"]  # type: ignore[attr-defined]
             eta = rate * (p["total"] - p["step"]) if rate is not None else None
-            write_progress(settings, {"state": "training", "job": key, "model": name, **p, "eta_s": eta})
+            write_progress(settings, {"state": "training", "job": key, "model": name, **extra, **p, "eta_s": eta})
             last_write = now
 
     try:
         registry.get(name)  # trained before a crash during the shadow evaluation: do not train again
     except RegistryError:
-        write_progress(settings, {"state": "training", "job": key, "model": name, "step": 0, "total": None})
+        write_progress(settings, {"state": "training", "job": key, "model": name, **extra, "step": 0, "total": None})
         try:
             train(
                 args,
@@ -181,19 +227,161 @@ def run(settings: Settings, *, stop: Any = None, idle: bool = True) -> dict[str,
                 checkpoint_dir=job,
                 on_progress=on_progress,
                 should_stop=should_stop,
+                corrections=corrections,
             )
         except TrainingInterrupted as exc:
             write_progress(settings, {"state": "paused", "job": key, "message": str(exc)})
             return {"state": "paused"}
     write_progress(settings, {"state": "evaluating", "job": key, "model": name, "message": "shadow evaluation"})
     decision = shadow_promote(settings, name)
-    result = {"state": "done", "job": key, "model": name, **decision}
+    result = {"state": "done", "job": key, "model": name, **extra, **decision}
     job.mkdir(parents=True, exist_ok=True)
     result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     with contextlib.suppress(FileNotFoundError):
         (job / "checkpoint.pt").unlink()  # the model is in the registry now; the checkpoint is 2x its size
     write_progress(settings, {"state": "done", **_brief(result)})
     return result
+
+
+# --- the corrections retrain ------------------------------------------------------------------------------------
+CORRECTIONS_STATE_FILE = "corrections.json"
+SNAPSHOT_FILE = "corrections.jsonl"
+
+
+def _corrections_state(settings: Settings) -> dict[str, Any]:
+    try:
+        return json.loads((trainer_dir(settings) / CORRECTIONS_STATE_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _save_corrections_state(settings: Settings, **fields: Any) -> None:
+    path = trainer_dir(settings) / CORRECTIONS_STATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{CORRECTIONS_STATE_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps({**_corrections_state(settings), **fields}, indent=2), "utf-8")
+    os.replace(tmp, path)
+
+
+def _mark_trained(settings: Settings, at: datetime | None = None) -> None:
+    """Corrections made from now on count towards the next retrain (this run reads the ones before)."""
+    _save_corrections_state(settings, last_trained_at=(at or datetime.now(UTC)).isoformat())
+
+
+def corrections_due(settings: Settings, store: Any) -> dict[str, Any]:
+    """New corrections since the serving model (or the last background training) was trained, and whether that
+    reaches ``settings.correction_retrain_after``."""
+    from classifier.registry import Registry
+
+    marks = []
+    serving = Registry.from_settings(settings).promoted()
+    if serving is not None and serving.kind != "none":
+        marks.append(datetime.fromisoformat(serving.created_at))
+    last = _corrections_state(settings).get("last_trained_at")
+    if last:
+        marks.append(datetime.fromisoformat(last))
+    since = max((m if m.tzinfo else m.replace(tzinfo=UTC) for m in marks), default=None)
+    new = int(store.count(since=since))
+    needed = settings.correction_retrain_after
+    return {"new": new, "needed": needed, "since": since.isoformat() if since else None, "due": new >= needed}
+
+
+def _retrain_on_corrections(
+    settings: Settings, args: Any, base_key: str, result: dict[str, Any], should_stop: Any, store: Any
+) -> dict[str, Any]:
+    """Retrain on the current corrections when enough are new (or resume a retrain a restart interrupted)."""
+    from classifier import corrections as corrmod
+
+    note = "corrections from the given store"
+    if store is None:
+        store, note = corrmod.open_store(settings)
+    pending = _corrections_state(settings).get("pending")
+    if store is None and not pending:
+        write_progress(settings, {**(read_progress(settings) or {}), "corrections": {"note": note}})
+        return result
+    if pending and (trainer_dir(settings) / "jobs" / pending / SNAPSHOT_FILE).is_file():
+        key = str(pending)  # resume the same job on the same corrections
+        corrections = _read_snapshot(trainer_dir(settings) / "jobs" / key / SNAPSHOT_FILE)
+    else:
+        try:
+            due = corrections_due(settings, store)
+        except Exception as exc:  # e.g. the corrections table not migrated yet: the serving model stays
+            log.warning("counting corrections failed", exc_info=True)
+            due = {"note": f"counting corrections failed: {type(exc).__name__}: {exc}"}
+        write_progress(settings, {**(read_progress(settings) or {}), "corrections": due})
+        if not due.get("due"):
+            return result
+        fetched_at = datetime.now(UTC)
+        corrections = list(store.latest())
+        key = f"{base_key}-c{corrmod.digest(corrections)}"
+        job = trainer_dir(settings) / "jobs" / key
+        job.mkdir(parents=True, exist_ok=True)
+        _write_snapshot(job / SNAPSHOT_FILE, corrections)
+        _save_corrections_state(settings, pending=key)
+        _mark_trained(settings, fetched_at)
+        log.info("retraining on corrections", extra={"job": key, "corrections": len(corrections), **due})
+    extra = {"trigger": "corrections", "corrections_used": len(corrections)}
+    retrained = _train_and_shadow(
+        settings, args, key, _job_name(args, key), should_stop, corrections=corrections, extra=extra
+    )
+    if retrained.get("state") == "done":
+        _save_corrections_state(settings, pending=None)
+    return retrained
+
+
+def _write_snapshot(path: Path, corrections: list[Any]) -> None:
+    """The corrections a retrain job trains on, so that a restarted trainer resumes on the same set."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for c in corrections:
+            row = {k: getattr(c, k, "") for k in SNAPSHOT_FIELDS}
+            row["corrected_at"] = c.corrected_at.isoformat()
+            fh.write(json.dumps(row) + "\n")
+
+
+def _read_snapshot(path: Path) -> list[Any]:
+    from types import SimpleNamespace
+
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            row["corrected_at"] = datetime.fromisoformat(row["corrected_at"])
+            out.append(SimpleNamespace(**row))
+    return out
+
+
+SNAPSHOT_FIELDS = (
+    "id",
+    "document_id",
+    "field",
+    "entity",
+    "label",
+    "previous_label",
+    "model_version",
+    "analyst",
+    "corrected_at",
+    "text",
+    "lang",
+)
+
+
+def poll_corrections(settings: Settings, stop: Any = None, store: Any = None) -> dict[str, Any] | None:
+    """The idle trainer's periodic check: run the retrain when enough corrections arrived; None otherwise."""
+    from classifier import corrections as corrmod
+
+    if store is None:
+        store, _ = corrmod.open_store(settings)
+        if store is None:
+            return None
+    try:
+        due = corrections_due(settings, store)
+    except Exception:
+        log.warning("counting corrections failed", exc_info=True)
+        return None
+    write_progress(settings, {**(read_progress(settings) or {}), "corrections": due})
+    if not due["due"]:
+        return None
+    return run(settings, stop=stop, idle=False, store=store)
 
 
 def _brief(result: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +393,8 @@ def _brief(result: dict[str, Any]) -> dict[str, Any]:
         "promoted": promoted,
         "candidate_score": result.get("candidate_score"),
         "serving_score": result.get("serving_score"),
-        "message": f"{result.get('model')} {verdict} ({result.get('reason')})",
+        "message": ("corrections retrain: " if result.get("trigger") == "corrections" else "")
+        + f"{result.get('model')} {verdict} ({result.get('reason')})",
     }
 
 
@@ -241,8 +430,17 @@ def main() -> int:
         write_progress(settings, {"state": "failed", "message": f"{type(exc).__name__}: {exc}; retrying"})
         return 1
     log.info("background trainer idle", extra={"state": result.get("state")})
+    next_poll = time.monotonic() + settings.correction_poll_s
     while not stopping["now"] and result.get("state") != "paused":
-        time.sleep(0.5)  # idle and healthy: nothing to train until the recipe or the data change (restart)
+        time.sleep(0.5)  # idle and healthy: nothing to train until enough corrections arrive (or a restart)
+        if time.monotonic() >= next_poll:
+            try:
+                result = poll_corrections(settings, stop=lambda: stopping["now"]) or result
+            except Exception as exc:  # the serving model stays; the next poll tries again
+                log.exception("corrections retrain failed")
+                write_progress(settings, {"state": "failed", "message": f"{type(exc).__name__}: {exc}; retrying"})
+                return 1
+            next_poll = time.monotonic() + settings.correction_poll_s
     return 0
 
 
@@ -278,7 +476,3 @@ def register(app: Any, bench_app: Any) -> None:
         raise SystemExit(main())
 
     app.command("trainer")(trainer)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

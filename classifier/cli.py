@@ -284,6 +284,32 @@ def models_promote(name: str) -> None:
     typer.echo(f"promoted {info.name} ({info.model_version})")
 
 
+@models_app.command("corrections")
+def models_corrections(
+    replay: Annotated[
+        str, typer.Option(help="Re-label the corrected documents with: quick (linear models, cheap), all, none.")
+    ] = "quick",
+    limit: Annotated[int, typer.Option(min=1, help="At most this many corrected documents are replayed.")] = 2000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Per model: how many analysts' corrections it disagreed with (and how each registry model labels them)."""
+    from classifier import corrections as corrmod
+    from finpulse.cli import get_settings
+
+    settings = get_settings()
+    if replay not in corrmod.REPLAY_KINDS:
+        raise _fail(f"--replay must be one of {', '.join(corrmod.REPLAY_KINDS)}, not {replay!r}")
+    store, note = corrmod.open_store(settings, training=False)
+    if store is None:
+        raise _fail(f"{note}; start the stack (`finpulse up`) or set FINPULSE_CLICKHOUSE_URL", 1)
+    try:
+        corrections = store.latest()
+    except Exception as exc:  # e.g. the corrections migration not applied: one line, not a traceback
+        raise _fail(f"reading corrections failed: {type(exc).__name__}: {exc}", 1) from exc
+    report = corrmod.model_report(settings, corrections, replay=replay, limit=limit)
+    typer.echo(json.dumps(report) if as_json else corrmod.format_report(report))
+
+
 @models_app.command("validation-data")
 def models_validation_data(
     name: str,
