@@ -35,6 +35,8 @@ def read_topic(settings: Settings, topic: str) -> list[tuple[bytes, dict[str, An
     """Every message on the topic as (key, document)."""
     with closing(KafkaConsumer(bootstrap_servers=settings.kafka_servers, group_id=None)) as consumer:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not tps:  # a topic created a moment ago may not be in this new client's metadata yet
+            return []
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
