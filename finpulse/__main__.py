@@ -1,4 +1,4 @@
-"""`python -m finpulse` = the `finpulse` command (used to start a detached supervisor)."""
+"""`python -m finpulse` = the `finpulse` command: how the supervisor starts every part and a detached `up`."""
 
 from finpulse.cli import main
 
