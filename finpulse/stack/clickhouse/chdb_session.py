@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +196,7 @@ class Context:
         rows, nbytes, elapsed = _stats(result)
         return Result(result.bytes() or b"", rows, nbytes, elapsed)
 
-    def stream(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> Iterator[bytes]:
+    def stream(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> Generator[bytes, None, None]:
         """Result chunks as the engine produces them (one per block): constant memory for large results."""
         try:
             streaming = self.conn.send_query(sql, fmt, params=params or {})
@@ -374,7 +374,7 @@ class Engine:
         session_id: str | None = None,
         session_timeout: float = 60.0,
         session_check: bool = False,
-    ) -> tuple[Context, callable]:
+    ) -> tuple[Context, Callable[[], None]]:
         """A ready context and the function that releases it (call it exactly once, from any thread)."""
         with self._idle:
             if self._closing:

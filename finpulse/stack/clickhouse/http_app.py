@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,13 @@ from starlette.routing import Route
 from finpulse.stack.clickhouse.admission import Admission, HostGuard
 from finpulse.stack.clickhouse.chdb_session import Context, Engine, Result
 from finpulse.stack.clickhouse.errors import QUERY_IS_TOO_LARGE, READONLY, SYNTAX_ERROR, ClickHouseError
-from finpulse.stack.clickhouse.http_compression import negotiate_encoding, request_decoder, response_encoder
+from finpulse.stack.clickhouse.http_compression import (
+    Decoder,
+    Encoder,
+    negotiate_encoding,
+    request_decoder,
+    response_encoder,
+)
 from finpulse.stack.clickhouse.http_form import is_form, parse_form
 from finpulse.stack.clickhouse.http_protocol import (
     Classified,
@@ -237,7 +243,7 @@ class LocalEndpoint:
             return Response(status_code=499)
 
     @staticmethod
-    def _encoder_factory(spec: QueryRequest, encoding: str | None) -> Callable[[], Any] | None:
+    def _encoder_factory(spec: QueryRequest, encoding: str | None) -> Callable[[], Encoder] | None:
         """Native blocks (compress=1) and/or HTTP compression, the blocks inside, as ClickHouse layers them."""
         if spec.native_compress:
             method = METHODS[spec.native_method]
@@ -305,7 +311,7 @@ class LocalEndpoint:
     async def _body(self, request: Request, spec: QueryRequest) -> AsyncIterator[bytes]:
         if request.method != "POST":
             return
-        decoder: Any = request_decoder(request.headers.get("content-encoding"))
+        decoder: Decoder = request_decoder(request.headers.get("content-encoding"))
         if spec.native_decompress:
             decoder = ChainedDecoder(decoder, BlockDecoder(verify=spec.verify_checksums))
         async for chunk in request.stream():
@@ -385,8 +391,8 @@ class LocalEndpoint:
             self.metrics.duration.labels("query").observe(time.perf_counter() - started)
             data = result.data
             if revision:
-                writer = NativeRevisionWriter(revision)
-                data = writer.feed(data) + writer.finish()
+                rewriter = NativeRevisionWriter(revision)
+                data = rewriter.feed(data) + rewriter.finish()
             if make_encoder:
                 encoder = make_encoder()
                 data = encoder.compress(data) + encoder.flush()
@@ -417,9 +423,9 @@ class LocalEndpoint:
     async def _stream_body(
         self,
         first: bytes | None,
-        chunks: Iterator[bytes],
+        chunks: Generator[bytes, None, None],
         release: Callable[[], None],
-        make_encoder: Callable[[], Any] | None,
+        make_encoder: Callable[[], Encoder] | None,
         query_id: str,
         started: float,
         writer: NativeRevisionWriter | None = None,

@@ -19,19 +19,32 @@ from finpulse.stack.clickhouse.errors import CANNOT_DECOMPRESS, ClickHouseError
 try:  # clickhouse-connect's own zstd dependency; zstandard is the fallback
     from backports import zstd as _zstd
 except ImportError:  # pragma: no cover - depends on the environment
-    _zstd = None
+    _zstd = None  # type: ignore[assignment]  # the module, or None when absent
 
 try:
     import brotli as _brotli
 except ImportError:  # optional: 'br' is advertised only when installed
-    _brotli = None
+    _brotli = None  # type: ignore[assignment]
 
 
 class _FrameDecoder(Protocol):
-    eof: bool
-    unused_data: bytes
+    """One frame's decompressor, as zlib's and zstd's decompress objects are."""
 
-    def decompress(self, data: bytes) -> bytes: ...
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, /) -> bytes: ...
+
+
+class Decoder(Protocol):
+    """A request body's decoder: ``feed`` returns what is complete, ``finish`` refuses a truncated body."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
 
 
 class MultiFrameDecoder:

@@ -39,7 +39,7 @@ def http_base_url(settings: Settings) -> str:
     return f"http://{settings.clickhouse_host}:{settings.clickhouse_port}"
 
 
-def start_local_endpoint(settings: Settings, *, stdout: Any = None, stderr: Any = None) -> subprocess.Popen:
+def start_local_endpoint(settings: Settings, *, stdout: Any = None, stderr: Any = None) -> subprocess.Popen[bytes]:
     """Start the endpoint as a child process with these settings (tests, benchmarks; the supervisor has its own
     process management and uses clickhouse_command). Does not wait for it: see client.wait_until_ready."""
     env = {**os.environ, **settings.child_env()}
@@ -49,4 +49,5 @@ def start_local_endpoint(settings: Settings, *, stdout: Any = None, stderr: Any 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port

@@ -26,6 +26,7 @@ from finpulse.stack.clickhouse.errors import (
     UNKNOWN_COMPRESSION_METHOD,
     ClickHouseError,
 )
+from finpulse.stack.clickhouse.http_compression import Decoder, Encoder
 
 NONE, LZ4, ZSTD = 0x02, 0x82, 0x90
 METHODS = {"none": NONE, "lz4": LZ4, "zstd": ZSTD}
@@ -149,7 +150,7 @@ class BlockEncoder:
 class ChainedDecoder:
     """Native blocks inside an HTTP Content-Encoding: decode the outer layer first."""
 
-    def __init__(self, outer: object, inner: BlockDecoder) -> None:
+    def __init__(self, outer: Decoder, inner: BlockDecoder) -> None:
         self.outer, self.inner = outer, inner
         self.encoding = inner.encoding
 
@@ -164,7 +165,7 @@ class ChainedDecoder:
 class ChainedEncoder:
     """Native blocks, then HTTP compression around them (compress=1 with enable_http_compression=1)."""
 
-    def __init__(self, inner: BlockEncoder, outer: object) -> None:
+    def __init__(self, inner: BlockEncoder, outer: Encoder) -> None:
         self.inner, self.outer = inner, outer
 
     def compress(self, data: bytes) -> bytes:

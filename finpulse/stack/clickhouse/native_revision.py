@@ -203,7 +203,7 @@ def rewrite_block(buf: bytes | bytearray, pos: int, revision: int) -> tuple[byte
     """One revision-0 Native block at ``pos`` in the layout of ``revision``; returns it and the position after."""
     ncols, p = _varint(buf, pos)
     nrows, p = _varint(buf, p)
-    out = [BLOCK_INFO] if revision >= WITH_BLOCK_INFO else []
+    out: list[bytes | bytearray] = [BLOCK_INFO] if revision >= WITH_BLOCK_INFO else []
     out.append(buf[pos:p])
     for _ in range(ncols):
         start = p

@@ -29,7 +29,7 @@ from finpulse.stack.clickhouse.users import PasswordlessUserError, Users
 
 log = logging.getLogger("finpulse.stack.clickhouse.server")
 
-SHUTDOWN_GRACE_S = 60.0
+SHUTDOWN_GRACE_S = 60  # seconds (uvicorn takes whole seconds)
 
 
 class PortInUseError(RuntimeError):

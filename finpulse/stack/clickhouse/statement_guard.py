@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from finpulse.stack.clickhouse.errors import ACCESS_DENIED, READONLY, SYNTAX_ERROR, ClickHouseError
 
@@ -73,6 +74,14 @@ class Token:
         return self.text.upper() if self.kind == "word" else ""
 
 
+def _match_end(pattern: re.Pattern[str], sql: str, pos: int) -> int:
+    """Where ``pattern`` ends when matched at ``pos``; the caller has seen the character it starts with."""
+    match = pattern.match(sql, pos)
+    if match is None:  # pragma: no cover - unreachable: both patterns match one such character
+        raise AssertionError(f"{pattern.pattern!r} does not match at position {pos}")
+    return match.end()
+
+
 def tokens(sql: str) -> Iterator[Token]:
     """The statement's tokens, comments and whitespace dropped. Each character is looked at a bounded number of
     times (quoted text and comments are skipped with ``str.find``), so time is linear in the length."""
@@ -81,7 +90,7 @@ def tokens(sql: str) -> Iterator[Token]:
     while pos < n:
         ch = sql[pos]
         if ch.isspace():
-            pos = _WS.match(sql, pos).end()
+            pos = _match_end(_WS, sql, pos)
         elif sql.startswith("--", pos) or ch == "#":
             end = sql.find("\n", pos)
             pos = n if end < 0 else end + 1
@@ -105,7 +114,7 @@ def tokens(sql: str) -> Iterator[Token]:
             yield Token("word", word.group(), pos)
             pos = word.end()
         elif ch.isdigit():
-            end = _NUMBER.match(sql, pos).end()
+            end = _match_end(_NUMBER, sql, pos)
             yield Token("number", sql[pos:end], pos)
             pos = end
         else:
@@ -279,7 +288,7 @@ def _check_path(tok: Token | None, policy: Policy, what: str) -> None:
             _deny(policy, f"{what}: path {path!r} is outside {where}")
 
 
-def _deny(policy: Policy, message: str, *, readonly: bool = False) -> None:
+def _deny(policy: Policy, message: str, *, readonly: bool = False) -> NoReturn:
     # A read-only user or request gets ClickHouse's READONLY error, as a real server answers readonly=1 users
     # (clients such as the SQL explorer recognise it); the admin gets ACCESS_DENIED.
     if readonly or policy.read_only:
