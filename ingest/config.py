@@ -86,7 +86,8 @@ def load_sources(path: Path) -> dict[str, Any]:
     known = kinds()
     unknown = sorted(set(raw) - set(known) - {"push"})
     if unknown:
-        raise SourceConfigError(f"sources file {path}: unknown table(s) {', '.join(unknown)}")
+        tables = ", ".join(f"[[{name}]]" for name in sorted(known))
+        raise SourceConfigError(f"sources file {path}: unknown table(s) {', '.join(unknown)}; known: {tables}, [push]")
     sources: list[SourceConfig] = []
     for table, entries in raw.items():
         if table == "push":

@@ -139,7 +139,7 @@ def test_a_new_kinds_own_checks_answer_with_the_table_and_source(toy_kind: Path,
 
 
 def test_a_kind_without_its_file_is_an_unknown_table(tmp_path: Path) -> None:
-    with pytest.raises(SourceConfigError, match=r"unknown table\(s\) toy"):
+    with pytest.raises(SourceConfigError, match=r"unknown table\(s\) toy; known: .*\[\[rss\]\], \[push\]"):
         load_sources(write(tmp_path / "s.toml", '[[toy]]\nname = "t"\n'))
 
 
