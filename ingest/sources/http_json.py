@@ -158,6 +158,7 @@ class Source:
                 raise FetchError("malformed_json", f"no list at {self.cfg.items_path or 'the top level'}")
             items = [map_item(raw, self.mapping) for raw in raw_items]
             more = False
+            new_position: dict[str, Any]
             if pag.type == "cursor":
                 nxt = lookup(body, pag.next_path)
                 more = nxt not in (_MISSING, None, "") and nxt != cursor
