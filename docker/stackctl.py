@@ -3,8 +3,9 @@ command runs each part, and in which compose services), and does the two jobs a 
 supervisor otherwise does in-process.
 
 * ``python stackctl.py init`` - the one-shot ``finpulse-init`` service: waits for the external Kafka cluster and
-  ClickHouse server, then runs exactly the set-up `finpulse up` runs against external servers (the kafka and
-  clickhouse parts' ``after_start``: topics with partitions and replication factor from settings, migrations).
+  ClickHouse server, then runs exactly the set-up `finpulse up` and `finpulse init` run against external servers
+  (``finpulse.stack.services.wait_and_set_up``: the server parts' ``after_start``, i.e. topics with partitions and
+  replication factor from settings, then migrations); it refuses servers that are not external.
 * ``python stackctl.py health [PART]`` - the image's HEALTHCHECK: the part's own ``service_spec(settings).healthy()``,
   the check the supervisor waits on. Without PART it is read from the container's main command (name it where the
   part execs another program: the dashboard's process becomes Streamlit).
@@ -18,8 +19,7 @@ checks the compose file against the table and the parts' specs.
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,23 +72,6 @@ def part_command(part: str, settings: Any) -> list[str]:
     return finpulse_argv(spec.argv())
 
 
-def wait_and_set_up(specs: Sequence[Any], timeout_s: float, echo: Callable[[str], None] = print) -> None:
-    """What the supervisor does for an external server: wait until healthy, then run its set-up (after_start)."""
-    for spec in specs:
-        if spec.argv is not None:
-            raise CommandError(
-                f"{spec.name} is not external here: set FINPULSE_KAFKA_BOOTSTRAP and FINPULSE_CLICKHOUSE_URL"
-            )
-        deadline = time.monotonic() + timeout_s
-        while not spec.healthy():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{spec.name} at {spec.endpoint} not healthy within {timeout_s:.0f} s")
-            time.sleep(1.0)
-        if spec.after_start is not None:
-            spec.after_start()
-        echo(f"{spec.name} ready at {spec.endpoint}")
-
-
 def _settings() -> Any:
     from finpulse.settings import load_settings
 
@@ -101,10 +84,14 @@ def main(args: Sequence[str]) -> int:
         return 2
     settings = _settings()
     if args[0] == "init":
-        specs = [service_spec(part, settings) for part in parts.SERVERS]
-        try:
-            wait_and_set_up(specs, settings.health_timeout_s)
-        except (CommandError, TimeoutError) as exc:
+        from finpulse.stack import services
+        from finpulse.stack.errors import StackError
+
+        try:  # the set-up `finpulse init` runs, refusing servers that are not external
+            services.wait_and_set_up(
+                services.server_specs(settings), timeout_s=settings.health_timeout_s, echo=print, external_only=True
+            )
+        except StackError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

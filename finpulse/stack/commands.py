@@ -170,18 +170,13 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object."
 
 def init(timeout: float = typer.Option(120.0, help="Seconds to wait for each server.")) -> None:
     """Set up the configured Kafka and ClickHouse (topics, migrations) and exit; for production deployments."""
-    from finpulse.stack import parts
+    from finpulse.stack.services import server_specs, wait_and_set_up
 
     settings = _settings()
-    for spec in (parts.service_spec(name, settings) for name in parts.SERVERS):
-        deadline = time.monotonic() + timeout
-        while not spec.healthy():
-            if time.monotonic() > deadline:
-                raise _fail(f"{spec.name} at {spec.endpoint} did not answer within {timeout:.0f} s")
-            time.sleep(1.0)
-        if spec.after_start:
-            spec.after_start()
-        typer.echo(f"{spec.name:<11} ready  {spec.endpoint}")
+    try:
+        wait_and_set_up(server_specs(settings), timeout_s=timeout, echo=typer.echo)
+    except StackError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -5,6 +5,8 @@ External servers (FINPULSE_KAFKA_BOOTSTRAP / FINPULSE_CLICKHOUSE_URL) are not st
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import partial
 
 from finpulse.settings import Settings
@@ -73,3 +75,28 @@ def service_specs(settings: Settings) -> list[ServiceSpec]:
     if unknown:
         raise StackError(f"unknown part {unknown[0]!r} in FINPULSE_STACK_SERVICES; known: {', '.join(parts.NAMES)}")
     return [parts.service_spec(name, settings) for name in wanted]
+
+
+def server_specs(settings: Settings) -> list[ServiceSpec]:
+    """The server parts of the table (Kafka, ClickHouse) for these settings."""
+    return [parts.service_spec(name, settings) for name in parts.SERVERS]
+
+
+def wait_and_set_up(
+    specs: list[ServiceSpec], *, timeout_s: float, echo: Callable[[str], None], external_only: bool = False
+) -> None:
+    """What `finpulse up` does for a server before the parts that use it: wait until healthy, then its set-up
+    (topics, migrations). `finpulse init` and docker's finpulse-init (``external_only``: nothing local) run this."""
+    for spec in specs:
+        if external_only and spec.argv is not None:
+            raise StackError(
+                f"{spec.name} is not external here: set FINPULSE_KAFKA_BOOTSTRAP and FINPULSE_CLICKHOUSE_URL"
+            )
+        deadline = time.monotonic() + timeout_s
+        while not spec.healthy():
+            if time.monotonic() > deadline:
+                raise StackError(f"{spec.name} at {spec.endpoint} did not answer within {timeout_s:.0f} s")
+            time.sleep(1.0)
+        if spec.after_start is not None:
+            spec.after_start()
+        echo(f"{spec.name:<11} ready  {spec.endpoint}")

@@ -6,6 +6,7 @@ import os
 import re
 import sys
 from functools import partial
+from pathlib import Path
 
 import pytest
 import typer
@@ -208,7 +209,7 @@ def test_init_uses_the_supervisors_setup_for_external_servers() -> None:
     assert isinstance(clickhouse.after_start, partial) and clickhouse.after_start.func is migrate.migrate
 
 
-def test_wait_and_set_up_waits_for_health_then_sets_up_in_order() -> None:
+def test_wait_and_set_up_waits_for_health_then_sets_up_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     answers = iter([False, True])
 
@@ -216,23 +217,30 @@ def test_wait_and_set_up_waits_for_health_then_sets_up_in_order() -> None:
         return ServiceSpec(name=name, endpoint=name, healthy=healthy, after_start=lambda: calls.append(name))
 
     specs = [spec("kafka", lambda: next(answers)), spec("clickhouse", lambda: True)]
-    stackctl.time.sleep = lambda _s: calls.append("sleep")  # type: ignore[attr-defined]
-    try:
-        stackctl.wait_and_set_up(specs, timeout_s=60, echo=lambda _m: None)
-    finally:
-        import time
-
-        stackctl.time.sleep = time.sleep  # type: ignore[attr-defined]
+    monkeypatch.setattr(services.time, "sleep", lambda _s: calls.append("sleep"))
+    said: list[str] = []
+    services.wait_and_set_up(specs, timeout_s=60, echo=said.append, external_only=True)
     assert calls == ["sleep", "kafka", "clickhouse"]
+    assert said == ["kafka       ready  kafka", "clickhouse  ready  clickhouse"]
 
 
-def test_wait_and_set_up_refuses_local_servers_and_times_out() -> None:
+def test_wait_and_set_up_refuses_local_servers_in_containers_and_times_out() -> None:
     local = ServiceSpec(name="kafka", endpoint="x", healthy=lambda: True, argv=lambda: ["java"])
-    with pytest.raises(stackctl.CommandError, match="FINPULSE_KAFKA_BOOTSTRAP"):
-        stackctl.wait_and_set_up([local], timeout_s=1)
+    with pytest.raises(StackError, match="FINPULSE_KAFKA_BOOTSTRAP"):
+        services.wait_and_set_up([local], timeout_s=1, echo=print, external_only=True)
+    services.wait_and_set_up([local], timeout_s=1, echo=lambda _m: None)  # `finpulse init` beside a local `up`
     never = ServiceSpec(name="clickhouse", endpoint="x", healthy=lambda: False)
-    with pytest.raises(TimeoutError):
-        stackctl.wait_and_set_up([never], timeout_s=0)
+    with pytest.raises(StackError, match="clickhouse at x did not answer within 0 s"):
+        services.wait_and_set_up([never], timeout_s=0, echo=print)
+
+
+def test_stackctl_init_refuses_local_servers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FINPULSE_DATA_DIR", str(tmp_path))  # no FINPULSE_KAFKA_BOOTSTRAP: a local broker
+    assert stackctl.main(["init"]) == 1
+    assert "kafka is not external here" in capsys.readouterr().err
+    assert stackctl.main([]) == 2
 
 
 @pytest.mark.parametrize("profile", PROFILES)
