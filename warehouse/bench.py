@@ -12,7 +12,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,8 @@ import pandas as pd
 from finpulse.settings import load_settings
 from finpulse.stack.clickhouse.launch import free_port, start_local_endpoint
 from warehouse.client import create_client, wait_until_ready
+
+T = TypeVar("T")
 
 TABLE_DDL = "CREATE TABLE bench (id UInt64, source LowCardinality(String), score Float32, ts DateTime64(3, 'UTC'), body String) ENGINE = MergeTree ORDER BY id"  # noqa: E501
 
@@ -37,7 +41,7 @@ def frame(rows: int) -> pd.DataFrame:
     )
 
 
-def _timed(label: str, fn, rows: int):
+def _timed(label: str, fn: Callable[[], T], rows: int) -> T:
     started = time.perf_counter()
     result = fn()
     seconds = time.perf_counter() - started

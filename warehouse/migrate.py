@@ -82,7 +82,7 @@ def migrate(settings: Settings, *, client: Any | None = None, directory: Path = 
     """Apply pending migrations to ``settings.clickhouse_database`` and return the ids applied now (idempotent:
     a second run returns []). ``client`` defaults to a full-access client of the configured endpoint."""
     own_client = client is None
-    if own_client:
+    if client is None:
         from warehouse.client import create_client
 
         client = create_client(settings, database=None)
