@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from finpulse.timeutil import as_utc
+
+utc = as_utc  # the name the alert modules know it by
 
 AlertStatus = Literal["firing", "resolved"]
 # The alerts table's columns this model writes (the table is migrations 0003 + 0010 + 0031; 0050 gave group_by and
@@ -20,7 +24,13 @@ ALERT_COLUMNS = (
     "window_start", "window_end", "value", "threshold", "baseline", "doc_count", "sample_doc_ids", "message",
     "created_at", "status", "started_at", "resolved_at", "silenced", "scope",
     "window_value", "window_measure", "count", "window_s", "baseline_s", "story_count", "top_stories", "dashboard_url",
+    "entity", "entity_relevance", "entity_basis",  # migration 0040
 )  # fmt: skip
+_BASIS_TEXT = {
+    "entity": "entity-level sentiment",
+    "document": "document-level sentiment",
+    "mixed": "entity-level sentiment where scored, document-level otherwise",
+}
 # Metrics whose figures are shares (shown as percentages).
 _SHARE_METRICS = frozenset({"negative_share", "negative_share_z"})
 
@@ -43,6 +53,11 @@ class StoryRef(BaseModel):
     sentiment: str | None = None
     sentiment_score: float | None = Field(None, description="mean over the story's copies in the window")
     copies: int = Field(1, ge=1, description="documents of this story in the window (syndicated copies)")
+    # A ticker-scoped alert: the sentiment toward its entity in this story (entity model, issue 14); null where the
+    # story's documents were only labelled as a whole.
+    entity_sentiment: str | None = Field(None, description="sentiment toward the alert's entity (first report)")
+    entity_sentiment_score: float | None = Field(None, description="mean P(pos) - P(neg) toward the entity")
+    entity_relevance: float | None = Field(None, description="mean relevance of the entity in the story, 0..1")
 
 
 class Alert(BaseModel):
@@ -83,6 +98,14 @@ class Alert(BaseModel):
     story_count: int = Field(0, ge=0, description="distinct stories among the documents behind the alert")
     top_stories: list[StoryRef] = Field(default_factory=list, description="the stories that contributed most")
     dashboard_url: str = Field("", description="the alert's drill-down on the dashboard")
+    # Ticker-scoped alerts (grouped by ticker, scoped to one, or a watched ticker; migration 0040).
+    entity: str = Field("", description="the ticker the alert is about ('' when not ticker-scoped)")
+    entity_relevance: float | None = Field(
+        None, description="mean relevance (0..1) of the entity in the documents behind the alert that it was scored in"
+    )
+    entity_basis: str = Field(
+        "", description="which sentiment was counted: entity | document | mixed ('' when not ticker-scoped)"
+    )
 
     @property
     def window_seconds(self) -> int:
@@ -116,7 +139,17 @@ class Alert(BaseModel):
         line += f"; volume {self.doc_count} {self.count}"
         if self.story_count:
             line += f", {self.story_count} contributing {'story' if self.story_count == 1 else 'stories'}"
+        if self.entity:
+            line += f"; {self.entity_line()}"
         return line
+
+    def entity_line(self) -> str:
+        """Who the alert is about, e.g. 'entity GLOBEX, relevance 0.62 (entity-level sentiment)'."""
+        if not self.entity:
+            return ""
+        relevance = f", relevance {self.entity_relevance:.2f}" if self.entity_relevance is not None else ""
+        basis = _BASIS_TEXT.get(self.entity_basis, "")
+        return f"entity {self.entity}{relevance}" + (f" ({basis})" if basis else "")
 
     @property
     def labels(self) -> dict[str, str]:
@@ -137,7 +170,7 @@ class Alert(BaseModel):
             json.dumps(self.scope, sort_keys=True),
             self.window_value, self.window_measure, self.count, self.window_seconds, self.baseline_s, self.story_count,
             json.dumps([story.model_dump(mode="json") for story in self.top_stories], ensure_ascii=False),
-            self.dashboard_url,
+            self.dashboard_url, self.entity, self.entity_relevance, self.entity_basis,
         ]  # fmt: skip
 
     @classmethod
@@ -178,6 +211,9 @@ class Alert(BaseModel):
             story_count=row.get("story_count") or 0,
             top_stories=[StoryRef.model_validate(item) for item in json.loads(row.get("top_stories") or "[]")],
             dashboard_url=row.get("dashboard_url") or "",
+            entity=row.get("entity") or "",
+            entity_relevance=row.get("entity_relevance"),
+            entity_basis=row.get("entity_basis") or "",
         )
 
     def summary(self) -> str:
@@ -194,7 +230,3 @@ def drilldown_url(public_url: str, alert_id: str) -> str:
 
 def _span(seconds: int) -> str:
     return f"{seconds // 3600} h" if seconds % 3600 == 0 else f"{seconds // 60} min"
-
-
-def utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -174,6 +174,9 @@ class Engine:
             story_count=evidence.story_count,
             top_stories=evidence.top_stories,
             dashboard_url=drilldown_url(self.settings.dashboard_public_url, aid),
+            entity=evidence.entity,
+            entity_relevance=evidence.entity_relevance,
+            entity_basis=evidence.entity_basis,
         )
         self.alerts[fp] = alert
         self._set(

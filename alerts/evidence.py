@@ -22,6 +22,21 @@ log = logging.getLogger(__name__)
 class Evidence:
     top_stories: list[StoryRef] = field(default_factory=list)
     story_count: int = 0
+    # The ticker in focus (ticker group, scope or watched ticker), its mean relevance over the documents behind the
+    # alert that the entity model scored, and which sentiment they were counted by (entity | document | mixed).
+    entity: str = ""
+    entity_relevance: float | None = None
+    entity_basis: str = ""
+
+
+def focus_entity(rule: Rule, obs: Observation) -> str:
+    """The ticker an alert is about: its ticker group, a watched ticker, or the ticker of its scope ('' if none)."""
+    if rule.kind == "watchlist":
+        kind, _, term = obs.group.partition(":")
+        return term if kind == "ticker" else ""
+    if rule.group_by == "ticker":
+        return obs.group
+    return rule.scope.ticker or ""
 
 
 def stories_behind(client: Any, rule: Rule, obs: Observation, *, limit: int) -> Evidence:
@@ -48,7 +63,7 @@ def stories_behind(client: Any, rule: Rule, obs: Observation, *, limit: int) -> 
         )
     except Exception:  # the alert matters more than its evidence
         log.exception("top stories of an alert could not be read", extra={"rule_id": rule.id, "group": obs.group})
-        return Evidence()
+        return Evidence(entity=focus_entity(rule, obs))
     stories = [
         StoryRef(
             story_id=s.story_id,
@@ -59,7 +74,17 @@ def stories_behind(client: Any, rule: Rule, obs: Observation, *, limit: int) -> 
             sentiment=s.sentiment or None,
             sentiment_score=None if s.sentiment_score is None else round(s.sentiment_score, 4),
             copies=s.copies,
+            entity_sentiment=s.entity_sentiment,
+            entity_sentiment_score=None if s.entity_score is None else round(s.entity_score, 4),
+            entity_relevance=None if s.entity_relevance is None else round(s.entity_relevance, 4),
         )
         for s in found.stories
     ]
-    return Evidence(top_stories=stories, story_count=found.story_count)
+    relevance = None if found.entity_relevance is None else round(found.entity_relevance, 4)
+    return Evidence(
+        top_stories=stories,
+        story_count=found.story_count,
+        entity=found.entity or focus_entity(rule, obs),
+        entity_relevance=relevance,
+        entity_basis=found.basis,
+    )

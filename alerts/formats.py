@@ -8,9 +8,12 @@ Generic (``format = "generic"``), documented contract ``finpulse.alert.v1``::
      severity, status, group_by, group_value, scope, metric, value, threshold, baseline, doc_count, window_start,
      window_end, started_at, resolved_at, silenced, message, sample_doc_ids,
      window_value, window_measure, count, window_s, baseline_s, story_count, dashboard_url,
-     top_stories: [{story_id, title, source, url, published_at, sentiment, sentiment_score, copies}]>}}
+     top_stories: [{story_id, title, source, url, published_at, sentiment, sentiment_score, copies,
+     entity_sentiment, entity_sentiment_score, entity_relevance}], entity, entity_relevance, entity_basis>}}
 
-The fields from ``window_value`` on were added in issue 12; adding fields keeps v1 backward compatible (receivers
+The fields from ``window_value`` on were added in issue 12, ``entity*`` in issue 14 (a ticker-scoped alert names its
+ticker, the ticker's mean relevance in the documents behind it and whether entity- or document-level sentiment was
+counted; each top story its sentiment toward that ticker); adding fields keeps v1 backward compatible (receivers
 ignore what they do not know), and alerts stored before have their defaults (null, "", 0, []).
 
 Slack: ``{"text": <fallback line>, "blocks": [section (title + numbers), section "Top stories", a section per
@@ -20,7 +23,9 @@ Alertmanager: the webhook_config payload, version "4" (receiver, status, alerts[
 startsAt, endsAt, generatorURL, fingerprint; groupLabels, commonLabels, commonAnnotations, externalURL, groupKey,
 truncatedAlerts), so receivers written for Prometheus Alertmanager work unchanged. Annotations: summary,
 description (the numbers, then the message), story_count, top_stories (one line per story), dashboard_url,
-sample_doc_ids; generatorURL is the drill-down link and externalURL the dashboard's address.
+sample_doc_ids, and for ticker-scoped alerts entity, entity_relevance and entity_basis; generatorURL is the
+drill-down link and externalURL the dashboard's address. The numbers line of every format ends with the entity and
+its relevance for ticker-scoped alerts; a story's line gives the sentiment toward the entity where scored.
 """
 
 from __future__ import annotations
@@ -86,6 +91,10 @@ def _story_facts(story: StoryRef) -> str:
     if story.sentiment or story.sentiment_score is not None:
         score = f" ({story.sentiment_score:+.2f})" if story.sentiment_score is not None else ""
         parts.append(f"{story.sentiment or 'sentiment'}{score}")
+    if story.entity_sentiment:
+        score = f" ({story.entity_sentiment_score:+.2f})" if story.entity_sentiment_score is not None else ""
+        relevance = f", relevance {story.entity_relevance:.2f}" if story.entity_relevance is not None else ""
+        parts.append(f"toward the entity: {story.entity_sentiment}{score}{relevance}")
     parts.append(f"{story.copies} {'copy' if story.copies == 1 else 'copies'}")
     return " · ".join(parts)
 
@@ -155,6 +164,11 @@ def alertmanager(alert: Alert, *, receiver: str, external_url: str = "") -> dict
         annotations["dashboard_url"] = alert.dashboard_url
     if alert.sample_doc_ids:
         annotations["sample_doc_ids"] = ",".join(alert.sample_doc_ids)
+    if alert.entity:
+        annotations["entity"] = alert.entity
+        annotations["entity_basis"] = alert.entity_basis
+        if alert.entity_relevance is not None:
+            annotations["entity_relevance"] = f"{alert.entity_relevance:.4g}"
     item = {
         "status": alert.status,
         "labels": labels,

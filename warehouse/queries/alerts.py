@@ -13,6 +13,10 @@ its new label) unless a rule needs what the rollup lacks (language, text), then 
 A rule counts either distinct stories (``uniqExact(story_id)``: twenty syndicated copies of one story are one item)
 or every copy (``count``: documents); both tables carry ``story_id`` (migration 0030).
 
+Ticker-scoped counts (grouped by ticker, or scoped to one) use the sentiment toward the ticker where the entity
+model scored it (``document_entities``, migration 0040: latest row per (document, entity) under FINAL) and the
+document's sentiment otherwise; every such row says which (``basis``: 'entity' | 'document').
+
 Times are Unix seconds ([start, end), whole minutes).
 """
 
@@ -22,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from string import Template
 from typing import Any
+
+from warehouse.queries.entities import entity_source as _entity_source
 
 GROUPS = ("none", "topic", "ticker", "source", "lang")
 
@@ -73,7 +79,7 @@ _ROLLUP_COUNTS = Template("""
 SELECT $group AS grp,
        intDiv(toUInt32(minute) - {start:UInt32}, {bucket:UInt32}) AS bucket,
        $figures
-FROM documents_minutely_latest FINAL $array_join
+FROM $source
 WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
   $not_empty$scope
 GROUP BY grp, bucket
@@ -83,7 +89,7 @@ _DOCS_COUNTS = Template("""
 SELECT $group AS grp,
        intDiv(toUInt32(toDateTime(published_at)) - {start:UInt32}, {bucket:UInt32}) AS bucket,
        $figures
-FROM documents_latest $array_join$window$scope
+FROM $source$window$scope
 GROUP BY grp, bucket
 """)
 
@@ -93,26 +99,31 @@ def _check_count(count: str) -> None:
         raise ValueError(f"count must be one of {COUNTS}, not {count!r}")
 
 
-def _counts_sql(group_by: str, use_documents: bool, count: str = "stories") -> str:
+def _counts_sql(group_by: str, use_documents: bool, count: str = "stories", ticker_scoped: bool = False) -> str:
+    """``ticker_scoped`` (the rule names one ticker in its scope): count the sentiment toward that ticker; grouping
+    by ticker always counts the sentiment toward each group's ticker."""
     if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {GROUPS}, not {group_by!r}")
     _check_count(count)
+    by_ticker = group_by == "ticker"
+    entity = by_ticker or ticker_scoped
     if use_documents:
+        plain = "documents_latest ARRAY JOIN tickers AS ticker" if by_ticker else "documents_latest"
         return _DOCS_COUNTS.substitute(
             group=_DOCS_GROUP[group_by],
             figures=_DOCS_FIGURES[count],
-            array_join="ARRAY JOIN tickers AS ticker" if group_by == "ticker" else "",
+            source=_entity_source(False, by_ticker) if entity else plain,
             window=_DOCS_WINDOW,
             scope=_DOCS_SCOPE,
         )
     if group_by == "lang":
         raise ValueError("the rollup has no language; group by lang through the documents table")
-    by_ticker = group_by == "ticker"
+    plain = "documents_minutely_latest FINAL" + (" ARRAY JOIN tickers AS ticker" if by_ticker else "")
     return _ROLLUP_COUNTS.substitute(
         group=_ROLLUP_GROUP[group_by],
         figures=_ROLLUP_FIGURES[count],
         # One row per (document, ticker); a document without tickers belongs to no ticker group.
-        array_join="ARRAY JOIN tickers AS ticker" if by_ticker else "",
+        source=_entity_source(True, by_ticker) if entity else plain,
         not_empty="AND ticker != ''" if by_ticker else "",
         scope=_ROLLUP_SCOPE.substitute(
             ticker_scope="ticker = {ticker:String}" if by_ticker else "has(tickers, {ticker:String})"
@@ -152,8 +163,9 @@ def window_counts(
 
     ``count`` 'stories' counts distinct story_ids (a story's copies once), 'documents' every copy. Buckets with no
     documents are absent. ``use_documents`` reads documents_latest (needed for lang)."""
-    sql = _counts_sql(group_by, use_documents, count)
-    params = {"start": start, "end": end, "bucket": bucket_s, **_scope_params(scope or {})}
+    scoped = _scope_params(scope or {})
+    sql = _counts_sql(group_by, use_documents, count, ticker_scoped=bool(scoped["ticker"]))
+    params = {"start": start, "end": end, "bucket": bucket_s, **scoped}
     rows = client.query(sql, parameters=params).result_rows
     return [BucketCounts(str(g), int(b), int(t), int(n), int(p), int(c)) for g, b, t, n, p, c in rows]
 
@@ -213,7 +225,7 @@ def watchlist_hits(
 
 
 _SAMPLE_SQL = Template("""
-SELECT id FROM documents_latest $array_join$window$scope
+SELECT id FROM $source$window$scope
   AND ({negative_only:UInt8} = 0 OR sentiment = 'negative')
   AND $group = {group:String}
 ORDER BY published_at DESC, id
@@ -235,8 +247,12 @@ def sample_document_ids(
     """The newest documents behind an alert (its group in its window), for the alert message and drill-down."""
     if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {GROUPS}, not {group_by!r}")
+    by_ticker = group_by == "ticker"
+    # the sentiment toward the ticker, as the counts read it
+    entity = by_ticker or bool((scope or {}).get("ticker"))
+    source = _entity_source(False, by_ticker) if entity else "documents_latest"
     sql = _SAMPLE_SQL.substitute(
-        array_join="ARRAY JOIN tickers AS ticker" if group_by == "ticker" else "",
+        source=source,
         window=_DOCS_WINDOW,
         scope=_DOCS_SCOPE,
         group=_DOCS_GROUP[group_by],
@@ -266,6 +282,8 @@ _STORY_GROUP = {
 # One row per story (story_id, migration 0030) of the window's documents in the rule's scope and group: its first
 # report in the window, the mean score and the copy count; the window functions count every story and document
 # before LIMIT keeps the top ones. Aliases differ from column names: ClickHouse would read an alias in WHERE.
+# With a ticker in focus ($entity_figures from _TOP_ENTITY_FIGURES), the sentiment toward it where an entity row
+# exists (see _entity_source), and per story that entity's mean score and relevance over the copies that have one.
 _TOP_STORIES_SQL = Template("""
 SELECT story_id,
        argMin(title, (published_at, id)) AS first_title,
@@ -276,8 +294,9 @@ SELECT story_id,
        avg(sentiment_score) AS mean_score,
        count() AS copies,
        count() OVER () AS stories,
-       sum(count()) OVER () AS documents
-FROM documents_latest $window$scope
+       sum(count()) OVER () AS documents,
+       $entity_figures
+FROM $source $window$scope
   AND ({negative_only:UInt8} = 0 OR sentiment = 'negative')
   AND $group
   AND ({term_ticker:String} = '' OR has(tickers, {term_ticker:String}))
@@ -287,6 +306,17 @@ GROUP BY story_id
 ORDER BY copies DESC, mean_score ASC NULLS LAST, first_at, story_id
 LIMIT {limit:UInt32}
 """)
+
+
+# (aliases differ from column names, as above)
+_TOP_ENTITY_FIGURES = """argMinIf(sentiment, (published_at, id), has_entity = 1) AS story_entity_sentiment,
+       avgIf(entity_score, has_entity = 1) AS story_entity_score,
+       avgIf(entity_relevance, has_entity = 1) AS story_entity_relevance,
+       countIf(has_entity = 1) AS story_entity_rows,
+       sum(countIf(has_entity = 1)) OVER () AS all_entity_rows,
+       sum(sumIf(entity_relevance, has_entity = 1)) OVER () AS all_relevance"""
+_NO_ENTITY_FIGURES = """'' AS story_entity_sentiment, NULL AS story_entity_score, NULL AS story_entity_relevance,
+       0 AS story_entity_rows, 0 AS all_entity_rows, 0 AS all_relevance"""
 
 
 @dataclass(frozen=True)
@@ -301,6 +331,12 @@ class StoryContribution:
     sentiment: str | None
     sentiment_score: float | None
     copies: int
+    # With a ticker in focus: the sentiment toward it (first report with an entity row), the mean entity score and
+    # relevance over the copies the entity model scored, and how many it scored (0: document-level only).
+    entity_sentiment: str | None = None
+    entity_score: float | None = None
+    entity_relevance: float | None = None
+    entity_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -308,6 +344,19 @@ class TopStories:
     stories: list[StoryContribution]  # the top ``limit``, most copies (then most negative) first
     story_count: int  # every story behind the alert, not only the top ones
     doc_count: int
+    entity: str = ""  # the ticker in focus ('' when none)
+    entity_docs: int = 0  # documents behind the alert that have an entity row for it
+    entity_relevance: float | None = None  # their mean relevance
+
+    @property
+    def basis(self) -> str:
+        """What sentiment the documents behind the alert were counted by: entity | document | mixed ('' when no
+        ticker is in focus)."""
+        if not self.entity:
+            return ""
+        if self.entity_docs == 0:
+            return "document"
+        return "entity" if self.entity_docs >= self.doc_count else "mixed"
 
 
 def top_stories(
@@ -325,11 +374,21 @@ def top_stories(
 ) -> TopStories:
     """The stories behind an alert: the documents of [start, end) in its scope and group (negative ones for
     negative rules; ``ticker`` / ``keyword`` narrow to a watchlist term), grouped by story, top ``limit`` by copies
-    then negativity. Reads documents_latest: one row per document under its latest label."""
+    then negativity. Reads documents_latest: one row per document under its latest label. The ticker in focus (a
+    ticker group, the scope's ticker or a watched ticker) is counted by the sentiment toward it where an entity row
+    exists."""
     if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {GROUPS}, not {group_by!r}")
-    sql = _TOP_STORIES_SQL.substitute(window=_DOCS_WINDOW, scope=_DOCS_SCOPE, group=_STORY_GROUP[group_by])
+    focus = group if group_by == "ticker" else ticker or (scope or {}).get("ticker") or ""
+    sql = _TOP_STORIES_SQL.substitute(
+        source=_entity_source(False, False, "focus") if focus else "documents_latest",
+        entity_figures=_TOP_ENTITY_FIGURES if focus else _NO_ENTITY_FIGURES,
+        window=_DOCS_WINDOW,
+        scope=_DOCS_SCOPE,
+        group=_STORY_GROUP[group_by],
+    )
     params = {
+        "focus": focus,
         "start": start,
         "end": end,
         "group": group,
@@ -344,11 +403,27 @@ def top_stories(
         StoryContribution(
             story_id=str(story_id), title=str(title), source=str(source), url=url, published_at=first_at,
             sentiment=sentiment, sentiment_score=None if score is None else float(score), copies=int(copies),
+            entity_sentiment=(e_sentiment or None) if e_rows else None,
+            entity_score=_opt_float(e_score) if e_rows else None,
+            entity_relevance=_opt_float(e_relevance) if e_rows else None,
+            entity_rows=int(e_rows),
         )
-        for story_id, title, source, url, first_at, sentiment, score, copies, _, _ in rows
+        for (story_id, title, source, url, first_at, sentiment, score, copies, _, _,
+             e_sentiment, e_score, e_relevance, e_rows, _, _) in rows
     ]  # fmt: skip
+    entity_docs = int(rows[0][14]) if rows else 0
     return TopStories(
         stories=stories,
         story_count=int(rows[0][8]) if rows else 0,
         doc_count=int(rows[0][9]) if rows else 0,
+        entity=focus,
+        entity_docs=entity_docs,
+        entity_relevance=float(rows[0][15]) / entity_docs if entity_docs else None,
     )
+
+
+def _opt_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    out = float(value)
+    return None if out != out else out  # avgIf over no rows is NaN

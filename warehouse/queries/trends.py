@@ -23,6 +23,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from warehouse.queries.entities import entity_source
+
 SENTIMENT_CONFIDENCE_SQL = "if(empty(sentiment_probs), NULL, arrayMax(mapValues(sentiment_probs)))"
 """A document's confidence: the probability of the sentiment label the model chose (its largest probability)."""
 
@@ -183,20 +185,30 @@ def topic_heatmap(
     return _df(client, TOPIC_HEATMAP_SQL, params)
 
 
-# One row per (document, ticker): the table's tickers are distinct per document.
+# One row per (document, ticker): the table's tickers are distinct per document. A document's sentiment toward the
+# ticker where the entity model scored it (warehouse/queries/entities.py), its own label otherwise; window_entity
+# counts the window's documents counted at entity level (the ranking's basis).
 TICKER_SHIFT_SQL = f"""
-SELECT ticker, window_docs, window_negative, window_positive, baseline_docs, baseline_negative, baseline_positive
+SELECT ticker, window_docs, window_negative, window_positive, baseline_docs, baseline_negative, baseline_positive,
+       window_entity
 FROM (
     SELECT
-        ticker,{_WINDOW_BASELINE_COUNTS}
-    FROM {ROLLUP}
-    ARRAY JOIN tickers AS ticker
+        ticker,{_WINDOW_BASELINE_COUNTS},
+        countIf({_SPLIT} AND has_entity = 1) AS window_entity
+    FROM {entity_source(True, True)}
     WHERE minute >= toDateTime({{start:UInt32}}, 'UTC') AND minute < toDateTime({{end:UInt32}}, 'UTC')
       AND ticker != '' AND sentiment != ''
     GROUP BY ticker
 )
 WHERE window_docs >= {{min_docs:UInt32}}
 """
+
+
+def basis_of(entity_docs: int, docs: int) -> str:
+    """entity (every document counted by its sentiment toward the ticker), document (none), or mixed."""
+    if entity_docs <= 0:
+        return "document"
+    return "entity" if entity_docs >= docs else "mixed"
 
 
 def ticker_shift(
@@ -209,14 +221,19 @@ def ticker_shift(
     end: datetime | float | None = None,
 ) -> pd.DataFrame:
     """Tickers with at least ``min_docs`` labelled docs in the window, ranked by the rise of their negative share
-    over their own baseline (a ticker without baseline ranks by its window share)."""
+    over their own baseline (a ticker without baseline ranks by its window share). A document counts by its
+    sentiment toward the ticker where the entity model scored it: ``entity_docs`` of the window's documents did, and
+    ``basis`` says entity | document | mixed."""
     stop = _epoch(end)
     split = stop - window_minutes * 60
     start = split - round(baseline_hours * 3600)
     raw = _df(client, TICKER_SHIFT_SQL, {"start": start, "split": split, "end": stop, "min_docs": min_docs})
     out = _compare(raw, window_minutes / (baseline_hours * 60), key="ticker")
     if out.empty:
-        return out
+        return out.assign(entity_docs=pd.Series(dtype=int), basis=pd.Series(dtype=str))
+    # _compare keeps raw's row order
+    out["entity_docs"] = raw["window_entity"].astype(int).to_numpy()
+    out["basis"] = [basis_of(e, d) for e, d in zip(out["entity_docs"], out["window_docs"], strict=True)]
     rank = out["negative_share_change"].fillna(out["window_negative_share"])
     order = rank.sort_values(ascending=False, kind="stable").index
     return out.loc[order].head(limit).reset_index(drop=True)
@@ -372,9 +389,43 @@ def drilldown(
     the newest copy first; ``limit`` then counts stories."""
     params = {"start": _epoch(start), "end": _epoch(end), "limit": limit}
     params |= _filters(topics, sentiments, sources, langs, tickers, min_confidence)
-    if collapse:
-        return _collapsed(client, DRILLDOWN_STORIES_SQL, params)
-    return _df(client, DRILLDOWN_SQL, params)
+    out = _collapsed(client, DRILLDOWN_STORIES_SQL, params) if collapse else _df(client, DRILLDOWN_SQL, params)
+    if not tickers:
+        return out
+    return with_entity_sentiment(client, out, [t.upper() for t in tickers], _epoch(start), _epoch(end))
+
+
+ENTITY_LOOKUP_SQL = """
+SELECT document_id AS id, entity, sentiment AS entity_sentiment, sentiment_score AS entity_score,
+       relevance AS entity_relevance, label_source AS entity_label_source
+FROM document_entities FINAL
+WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC') AND published_at < toDateTime64({end:UInt32}, 3, 'UTC')
+  AND document_id IN {ids:Array(String)} AND has({entities:Array(String)}, entity)
+"""
+
+ENTITY_COLUMNS = ("entity", "entity_sentiment", "entity_score", "entity_relevance", "basis")
+"""What a drill-down filtered by ticker adds: the sentiment toward the picked ticker (the most relevant of them when
+several are picked) and ``basis`` (entity | document: whether the entity model scored it)."""
+
+
+def with_entity_sentiment(
+    client: Any, docs: pd.DataFrame, tickers: Sequence[str], start: int, end: int
+) -> pd.DataFrame:
+    """``docs`` (with id and published_at in [start, end)) plus ENTITY_COLUMNS for the given tickers."""
+    out = docs.copy()
+    if out.empty:
+        return out.assign(**{c: pd.Series(dtype=object) for c in ENTITY_COLUMNS})
+    ids = [str(i) for i in out["id"]]
+    params = {"start": start, "end": end, "entities": list(tickers)}
+    parts = [_df(client, ENTITY_LOOKUP_SQL, params | {"ids": chunk}) for chunk in _id_chunks(ids)]
+    found = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
+    if not found.empty:
+        found = found.sort_values("entity_relevance", ascending=False, kind="stable").drop_duplicates("id")
+        out = out.merge(found.drop(columns=["entity_label_source"]), on="id", how="left")
+    else:
+        out = out.assign(entity=None, entity_sentiment=None, entity_score=None, entity_relevance=None)
+    out["basis"] = ["entity" if isinstance(e, str) and e else "document" for e in out["entity_sentiment"]]
+    return out
 
 
 def latest_documents(

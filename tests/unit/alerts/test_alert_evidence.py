@@ -64,6 +64,7 @@ def test_generic_carries_the_evidence_and_round_trips() -> None:
         "story_id": "s-recall", "title": "<!channel> Acme & Co recall <b>widgets</b>", "source": "wire",
         "url": "https://news.example/a?x=1&y=2", "published_at": "2031-01-02T03:06:00Z", "sentiment": "negative",
         "sentiment_score": -0.81, "copies": 7,
+        "entity_sentiment": None, "entity_sentiment_score": None, "entity_relevance": None,
     }  # fmt: skip
     assert Alert.model_validate(json.loads(json.dumps(body))["alert"]) == ALERT
 
@@ -188,7 +189,7 @@ def test_evidence_maps_watchlist_terms_and_volume_rules_onto_the_query() -> None
     from alerts.rules import Rule
 
     naive = datetime(2031, 1, 2, 3, 12)  # ClickHouse hands back naive UTC times
-    client = _Client([("s1", "ACME misses", "wire", "", naive, "negative", -0.71234, 3, 4, 9)])
+    client = _Client([("s1", "ACME misses", "wire", "", naive, "negative", -0.71234, 3, 4, 9, "", None, None, 0, 0, 0)])
     watch = Rule(name="w", kind="watchlist", watch_keywords=["default"], window_s=300, threshold=2)
     evidence = stories_behind(client, watch, _obs("keyword:default"), limit=3)
     assert (client.params["term_keyword"], client.params["term_ticker"], client.params["group"]) == ("default", "", "")

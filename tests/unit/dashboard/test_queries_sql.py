@@ -94,10 +94,13 @@ def test_ticker_shift_ranks_by_rise_then_by_share_without_baseline() -> None:
             "baseline_docs": [100, 0, 100],
             "baseline_negative": [20, 0, 10],
             "baseline_positive": [20, 0, 10],
+            "window_entity": [10, 0, 4],  # documents counted by their sentiment toward the ticker
         }
     )
     ranked = queries.ticker_shift(Recorder(raw), limit=2)
     assert list(ranked["ticker"]) == ["UP", "NEW"]  # +0.8, then 0.6 (no baseline), FLAT (0.0) cut by the limit
+    assert list(ranked["basis"]) == ["mixed", "document"] and list(ranked["entity_docs"]) == [4, 0]
+    assert queries.ticker_shift(Recorder(raw), limit=3)["basis"].iloc[2] == "entity"
     assert queries.ticker_shift(Recorder()).empty
 
 
