@@ -117,6 +117,7 @@ def ticker_shift(df: pd.DataFrame) -> alt.Chart:
                 alt.Tooltip("window_docs:Q", title="docs in window"),
                 alt.Tooltip("window_negative_share:Q", format=".1%", title="negative now"),
                 alt.Tooltip("baseline_negative_share:Q", format=".1%", title="negative baseline"),
+                *([alt.Tooltip("basis:N", title="sentiment basis")] if "basis" in data.columns else []),
             ],
         )
         .add_params(pick)

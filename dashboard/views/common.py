@@ -39,6 +39,17 @@ DOC_COLUMNS = {
     "copies": st.column_config.NumberColumn("copies", format="%d", help="Documents of this story in the range"),
     "latest_published_at": st.column_config.DatetimeColumn("latest copy (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "latest_classified_at": None,
+    "corrected": st.column_config.TextColumn("corrected", help="Labels an analyst corrected, and who"),
+    # a drill-down on a ticker: the sentiment toward it (entity model) where scored
+    "entity": None,
+    "entity_sentiment": st.column_config.TextColumn("toward ticker", help="Sentiment toward the picked ticker"),
+    "entity_score": st.column_config.NumberColumn("ticker score", format="%+.2f", help="Toward the ticker"),
+    "entity_relevance": st.column_config.ProgressColumn(
+        "relevance", min_value=0.0, max_value=1.0, format="%.2f", help="Is the document about the ticker?"
+    ),
+    "basis": st.column_config.TextColumn(
+        "basis", help="entity: counted by its sentiment toward the ticker; document: by the document's own label"
+    ),
 }
 DOC_ORDER = [
     "published_at",
@@ -47,7 +58,12 @@ DOC_ORDER = [
     "copies",
     "topic",
     "sentiment",
+    "corrected",
     "sentiment_score",
+    "entity_sentiment",
+    "entity_score",
+    "entity_relevance",
+    "basis",
     "confidence",
     "tickers",
     "source",

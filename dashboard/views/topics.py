@@ -1,5 +1,6 @@
-"""Topics and tickers: a topic-by-time heatmap, tickers ranked by the change of their negative share, and the
-documents behind any cell or bar (click it; the hottest cell is shown until you do), with copies of one story
+"""Topics and tickers: a topic-by-time heatmap, tickers ranked by the change of their negative share (by the
+sentiment toward each ticker where the entity model scored it, with the basis shown), and the documents behind any
+cell or bar (click it; the hottest cell is shown until you do), with copies of one story
 collapsed into one row unless the analyst asks for every copy."""
 
 from __future__ import annotations
@@ -13,6 +14,19 @@ from dashboard import charts, data
 from dashboard.views.common import COLLAPSE_HELP, NO_DATA, documents_table, time_range, to_utc, updated_caption
 
 WINDOWS_MIN = {15: "15 minutes", 60: "1 hour", 240: "4 hours"}
+# The ranking as a table: which sentiment each ticker was counted by (entity-level where the entity model scored the
+# document, document-level otherwise).
+RANKING_COLUMNS = ["ticker", "window_docs", "window_negative_share", "negative_share_change", "basis"]
+RANKING_CONFIG = {
+    "window_docs": st.column_config.NumberColumn("docs", format="%d"),
+    "window_negative_share": st.column_config.NumberColumn("negative now", format="percent"),
+    "negative_share_change": st.column_config.NumberColumn("change", format="percent"),
+    "basis": st.column_config.TextColumn(
+        "basis",
+        help="entity: every document counted by its sentiment toward the ticker; document: by the document's "
+        "own label (no entity row); mixed: some of each",
+    ),
+}
 
 
 def render() -> None:
@@ -65,6 +79,13 @@ def _live(hours: int, bucket: int, metric: str, window: int, collapse: bool = Tr
         with left:
             picked = st.altair_chart(
                 charts.ticker_shift(shift), on_select="rerun", selection_mode="ticker", key="tickers", width="stretch"
+            )
+            st.dataframe(
+                shift[[c for c in RANKING_COLUMNS if c in shift.columns]],
+                column_config=RANKING_CONFIG,
+                hide_index=True,
+                width="stretch",
+                key="ticker_ranking",
             )
         ticker = _picked_ticker(picked) or str(shift["ticker"].iloc[0])
         with right:
