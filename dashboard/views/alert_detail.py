@@ -14,7 +14,7 @@ import streamlit as st
 
 from alerts import repository
 from alerts.alert import Alert
-from dashboard import data
+from dashboard import corrections, data
 from dashboard.views.common import documents_table
 from warehouse import queries
 
@@ -111,7 +111,8 @@ def render(alert_id: str) -> None:
         if docs.empty:
             st.info("No documents of the window are stored any more (the retention may have removed them).")
         else:
-            documents_table(docs, key="alert_detail_docs", height=320)
+            documents_table(corrections.mark(docs), key="alert_detail_docs", height=320)
+            corrections.render_panel(docs, key="alert_detail")
         _close_button()
 
 

@@ -3,12 +3,14 @@ copies of one story (syndicated, near-duplicates) collapse into one row unless t
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, corrections, data
 from dashboard.views.common import COLLAPSE_HELP, RANGES_H, documents_table, updated_caption
 
 SENTIMENTS = ["negative", "neutral", "positive"]
+_SHOWN = "feed_shown"  # session state: the documents the table shows, for the correction panel
 
 
 def render() -> None:
@@ -26,11 +28,14 @@ def render() -> None:
     collapse = row2[4].toggle("Collapse copies", value=True, key="feed_collapse", help=COLLAPSE_HELP)
     filters = (tuple(topics), tuple(sentiments), tuple(sources), tuple(langs), tuple(tickers), min_confidence, limit)
     st.fragment(_live, run_every=data.refresh_s())(filters, collapse)
+    # Outside the live fragment: its choices stay put while the table refreshes (the last full run's documents).
+    corrections.render_panel(st.session_state.get(_SHOWN, pd.DataFrame()), key="feed")
 
 
 def _live(filters: tuple, collapse: bool = True) -> None:
     hours = max(RANGES_H)
     items = data.latest_documents(hours, *filters, collapse)
+    st.session_state[_SHOWN] = items
     if items.empty:
         st.info(
             "No classified items match these filters in the last 7 days. Clear a filter or lower the minimum "
@@ -48,5 +53,5 @@ def _live(filters: tuple, collapse: bool = True) -> None:
         left.markdown(f"**{len(items)} newest items** (by classification time)")
     with right:
         st.altair_chart(charts.sentiment_mix(items), width="stretch")
-    documents_table(items, key="feed_table", height=560)
+    documents_table(corrections.mark(items), key="feed_table", height=560)
     updated_caption(data.refresh_s())

@@ -136,8 +136,10 @@ def _entity(field_name: str, entity: str) -> str:
 
 DOCUMENT_SQL = "SELECT * FROM documents FINAL WHERE id = {id:String}"
 # document_entities is ordered by (minute, document_id, entity): the document's minute prunes the read to its granules.
-_ENTITY_KEY = """toStartOfMinute(published_at) = toStartOfMinute(fromUnixTimestamp64Milli({published_ms:Int64}, 'UTC'))
-  AND document_id = {id:String}"""
+_ENTITY_MINUTE = (
+    "toStartOfMinute(published_at) = toStartOfMinute(fromUnixTimestamp64Milli({published_ms:Int64}, 'UTC'))"
+)
+_ENTITY_KEY = f"{_ENTITY_MINUTE} AND document_id = {{id:String}}"
 ENTITY_SQL = f"SELECT * FROM document_entities FINAL WHERE {_ENTITY_KEY} AND entity = {{entity:String}}"
 ENTITIES_OF_SQL = f"SELECT entity FROM document_entities FINAL WHERE {_ENTITY_KEY} ORDER BY rank"
 
@@ -255,6 +257,21 @@ def corrections_by_model(client: Any, *, since: datetime | None = None) -> list[
 def corrections_for(client: Any, document_ids: Iterable[str]) -> dict[str, list[Correction]]:
     """The latest corrections of these documents, per document id (documents without any are absent)."""
     return _lookup(client, document_ids)
+
+
+ENTITY_LABELS_SQL = f"""
+SELECT entity, sentiment, label_source FROM document_entities FINAL
+WHERE ({{published_ms:Int64}} < 0 OR {_ENTITY_MINUTE}) AND document_id = {{id:String}}
+ORDER BY rank, entity
+"""
+
+
+def entity_labels(client: Any, document_id: str, *, published_at: datetime | None = None) -> list[tuple[str, str, str]]:
+    """(entity, sentiment, label_source) of a document's entity rows, most relevant first; ``published_at`` (the
+    document's) narrows the read to its minute."""
+    ms = -1 if published_at is None else int(_utc(published_at).timestamp() * 1000)
+    result = client.query(ENTITY_LABELS_SQL, parameters={"id": document_id, "published_ms": ms})
+    return [(str(e), str(s), str(src)) for e, s, src in result.result_rows]
 
 
 def _lookup(client: Any, document_ids: Iterable[str]) -> dict[str, list[Correction]]:
