@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from string import Template
 from typing import Any
 
+from warehouse.queries.entities import ENTITY_ROWS
 from warehouse.queries.entities import entity_source as _entity_source
 
 GROUPS = ("none", "topic", "ticker", "source", "lang")
@@ -170,24 +171,38 @@ def window_counts(
     return [BucketCounts(str(g), int(b), int(t), int(n), int(p), int(c)) for g, b, t, n, p, c in rows]
 
 
+# A watched ticker counts a document negative by the sentiment toward that ticker where the entity model scored it
+# (a LEFT JOIN of the entity rows on (document, 'ticker:' + entity)), by the document's label otherwise; a keyword by
+# the document's label. Documents that are neither negative nor name a watched ticker cannot count: left out early.
 _WATCHLIST_SQL = (
     """
 SELECT term, uniqExact($counted) AS negative, arraySlice(groupUniqArray(id), 1, {samples:UInt32}) AS sample
 FROM (
-    SELECT id, story_id, arrayConcat(
-        arrayMap(t -> concat('ticker:', t), arrayFilter(t -> has({tickers:Array(String)}, t), tickers)),
-        arrayMap(k -> concat('keyword:', k),
-                 arrayFilter(k -> positionCaseInsensitiveUTF8(concat(title, ' ', body), k) > 0,
-                             {keywords:Array(String)}))
-    ) AS terms
-    FROM documents_latest"""
+    SELECT d.id AS id, d.story_id AS story_id, d.term AS term,
+           if(e.found = 1, e.entity_sentiment, d.doc_sentiment) AS term_sentiment
+    FROM (
+        SELECT id, story_id, ifNull(sentiment, '') AS doc_sentiment, term
+        FROM documents_latest
+        ARRAY JOIN arrayConcat(
+            arrayMap(t -> concat('ticker:', t), arrayFilter(t -> has({tickers:Array(String)}, t), tickers)),
+            arrayMap(k -> concat('keyword:', k),
+                     arrayFilter(k -> positionCaseInsensitiveUTF8(concat(title, ' ', body), k) > 0,
+                                 {keywords:Array(String)}))
+        ) AS term"""
     + _DOCS_WINDOW
     + """
-      AND sentiment = 'negative'"""
+          AND (sentiment = 'negative' OR hasAny(tickers, {tickers:Array(String)}))"""
     + _DOCS_SCOPE
     + """
+    ) AS d
+    LEFT JOIN (
+        SELECT document_id, concat('ticker:', entity) AS term, entity_sentiment, found
+        FROM ("""
+    + ENTITY_ROWS
+    + """)
+    ) AS e ON e.document_id = d.id AND e.term = d.term
 )
-ARRAY JOIN terms AS term
+WHERE term_sentiment = 'negative'
 GROUP BY term
 """
 )

@@ -12,7 +12,7 @@ from string import Template
 
 # The latest entity rows of the window (one per (document, entity) under FINAL; the key starts with the minute, so
 # only the window's minutes are read).
-_ENTITY_ROWS = """
+ENTITY_ROWS = """
     SELECT document_id, entity, sentiment AS entity_sentiment, sentiment_score AS entity_score, relevance,
            1 AS found
     FROM document_entities FINAL
@@ -59,5 +59,5 @@ def entity_source(rollup: bool, by_ticker: bool, ticker_param: str = "ticker") -
             ticker="ticker" if by_ticker else f"{{{ticker_param}:String}}",
             array_join="ARRAY JOIN tickers AS ticker" if by_ticker else "",
         ),
-        entity_rows=_ENTITY_ROWS,
+        entity_rows=ENTITY_ROWS,
     )

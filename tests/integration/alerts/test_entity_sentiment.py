@@ -149,6 +149,10 @@ def test_ticker_rule_fires_on_entity_negatives_the_documents_miss(warehouse: War
     ids = q.sample_document_ids(c, start=int(T0.timestamp()), end=int((T0 + MIN).timestamp()), group_by="ticker",
                                 group="ACME")  # fmt: skip
     assert ids == [], "no document is negative toward Acme"
+    # a watched ticker too; a keyword still counts by the document's own label (positive here)
+    hits = q.watchlist_hits(c, start=int(T0.timestamp()), end=int((T0 + MIN).timestamp()), tickers=["GLOBEX", "ACME"],
+                            keywords=["rival"], count="documents")  # fmt: skip
+    assert set(hits) == {"ticker:GLOBEX"} and hits["ticker:GLOBEX"][0] == 4
 
 
 def test_ranking_and_drilldown_say_which_sentiment(warehouse: Warehouse) -> None:
