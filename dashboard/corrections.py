@@ -127,9 +127,10 @@ def render_panel(df: pd.DataFrame, *, key: str) -> None:
             )
             current = sentiment_of.get(entity, ("", ""))[0]
         labels = store.labels_for(field)
+        # Keyed by document (and entity): each starts at its own current label.
         label_box = st.columns([3, 2])
         label = label_box[0].selectbox(
-            "Correct label", labels, index=_index(labels, current), key=f"{key}_correct_label_{field}"
+            "Correct label", labels, index=_index(labels, current), key=f"{key}_correct_label_{field}_{doc_id}_{entity}"
         )
         with label_box[1]:
             analyst = _analyst(key)

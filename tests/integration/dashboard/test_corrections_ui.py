@@ -25,6 +25,8 @@ TICKER = "CRCT"
 FEED_TITLE = "Correction Corp cuts guidance as orders stall"
 DRILL_TITLE = "Correction Corp faces a regulator's questions"
 ALERT_ID = "alert-corrections-1"
+ENTITY_COLUMNS = ("document_id", "entity", "rank", "published_at", "source", "lang", "sentiment", "sentiment_score",
+                  "relevance")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,12 @@ def docs(dash: DashStack) -> Iterator[dict[str, str]]:
     client = create_client(dash.settings)
     try:
         seed.insert(client, rows)
+        entity = [ids["drill"], TICKER, 0, rows[0][at["published_at"]], "reuters-rss", "en", "negative", -0.7, 0.9]
+        client.insert(
+            "document_entities",
+            [[*entity, "entity-test-1", datetime.now(UTC)]],
+            column_names=[*ENTITY_COLUMNS, "model_version", "classified_at"],
+        )
         client.insert("alerts", [alert.to_row(datetime.now(UTC))], column_names=list(ALERT_COLUMNS))
     finally:
         client.close()
@@ -64,11 +72,12 @@ def docs(dash: DashStack) -> Iterator[dict[str, str]]:
         sync = {"mutations_sync": 2}
         for table in ("documents", "documents_minutely_latest"):
             client.command(f"ALTER TABLE {table} DELETE WHERE has(tickers, {{t:String}})", {"t": TICKER}, settings=sync)
-        client.command(
-            "ALTER TABLE corrections DELETE WHERE has({ids:Array(String)}, document_id)",
-            {"ids": list(ids.values())},
-            settings=sync,
-        )
+        for table in ("corrections", "document_entities"):
+            client.command(
+                f"ALTER TABLE {table} DELETE WHERE has({{ids:Array(String)}}, document_id)",
+                {"ids": list(ids.values())},
+                settings=sync,
+            )
         client.command("ALTER TABLE alerts DELETE WHERE id = {id:String}", {"id": ALERT_ID}, settings=sync)
     finally:
         client.close()
@@ -141,6 +150,9 @@ def test_correct_a_sentiment_in_the_live_feed(page: Any, dash: DashStack, docs: 
         # the table reads the corrected label, marked as corrected
         table.locator("td").filter(has_text=f"sentiment positive by {USER}").first.wait_for(state="attached")
         _shot(page, "14-feed-correction")
+        # an entity correction needs entity rows: this document has none, and the panel says so
+        panel.get_by_test_id("stRadio").get_by_text("Entity sentiment", exact=True).click()
+        panel.get_by_text("This document has no entity-level sentiment").wait_for()
     except Exception:
         page.screenshot(path=str(SHOTS / "failed-feed-correction.png"), full_page=True)
         raise
@@ -184,9 +196,16 @@ def test_correct_a_topic_in_the_alert_drilldown(browser: Any, dash: DashStack, d
         tab.get_by_text(f"Saved: topic is Earnings (was regulation), corrected by {USER}.").wait_for()
         docs_table = detail.get_by_test_id("stDataFrame").nth(0)
         docs_table.locator("td").filter(has_text=f"topic Earnings by {USER}").first.wait_for(state="attached")
-        # an entity correction needs entity rows: this seeded document has none, and the panel says so
+        # its sentiment toward CRCT (the entity model's row): negative -> positive
         panel.get_by_test_id("stRadio").get_by_text("Entity sentiment", exact=True).click()
-        panel.get_by_text("This document has no entity-level sentiment").wait_for()
+        _pick(panel, tab, "Entity", f"{TICKER} (negative)")
+        _shows(panel.get_by_test_id("stSelectbox").filter(has_text="Correct label"), "negative")
+        _pick(panel, tab, "Correct label", "positive")
+        panel.get_by_role("button", name="Save correction").click()
+        tab.get_by_text(
+            f"Saved: entity sentiment of {TICKER} is positive (was negative), corrected by {USER}."
+        ).wait_for()
+        docs_table.locator("td").filter(has_text=f"{TICKER} positive by {USER}").first.wait_for(state="attached")
         assert tab.get_by_test_id("stException").count() == 0
         _shot(tab, "15-drilldown-correction")
     finally:
@@ -194,7 +213,19 @@ def test_correct_a_topic_in_the_alert_drilldown(browser: Any, dash: DashStack, d
             tab.screenshot(path=str(SHOTS / "failed-drilldown-correction.png"), full_page=True)
         tab.close()
     corrections, row = _stored(dash, docs["drill"])
-    assert [(c[0], c[2], c[3], c[5]) for c in corrections] == [("topic", "Earnings", "regulation", USER)]
+    assert [(c[0], c[1], c[2], c[3], c[4], c[5]) for c in corrections] == [
+        ("entity_sentiment", TICKER, "positive", "negative", "entity-test-1", USER),
+        ("topic", "", "Earnings", "regulation", seed.MODEL, USER),
+    ]
+    client = create_client(dash.settings)
+    try:
+        entity_rows = client.query(
+            "SELECT entity, sentiment, label_source FROM document_entities_latest WHERE document_id = {id:String}",
+            parameters={"id": docs["drill"]},
+        ).result_rows
+    finally:
+        client.close()
+    assert [tuple(r) for r in entity_rows] == [(TICKER, "positive", "analyst")]
     assert (row["topic"], row["sentiment"], row["label_source"], row["corrected_by"]) == (
         "Earnings",
         "negative",
