@@ -113,3 +113,41 @@ def test_newly_promoted_entity_model_is_picked_up(tmp_path: Any) -> None:
     clock[0] = 20.0
     stage.rows([doc])
     assert loads == ["e@1", "e@2", "bad@3"], "a broken version is not reloaded every poll"
+
+
+def test_stream_stage_serves_a_real_entity_model_and_picks_up_a_new_one(tmp_path: Any) -> None:
+    """A tiny entity model trained through classifier/entity/linear.py, promoted in the registry: the stage loads it
+    on its first poll and a newly promoted one on a later poll (the default probe and loader, no injection)."""
+    import pandas as pd
+
+    from classifier.entity import convert
+    from classifier.entity.linear import train_entity
+    from tests.unit.classifier.test_entity import contrast_rows
+
+    data = tmp_path / "data"
+    (data / "en").mkdir(parents=True)
+    pd.DataFrame(contrast_rows(240)).to_csv(data / convert.FIQA_FILE, index=False)
+    settings = _settings(tmp_path / "home", shared_data_dir=data, stream_model_poll_s=5)
+    first = train_entity(settings, data_root=data, name="ent-a", promote=True)
+    clock = [0.0]
+    stage = EntityStage(settings, clock=lambda: clock[0])
+    doc = _row("Initech beats estimates while rival Hooli warns on revenue", ["INITECH", "HOOLI"])
+    rows = {r[1]: r for r in stage.rows([doc])}
+    assert stage.model_version == first.model_version and rows["INITECH"][9] == first.model_version
+    assert (rows["INITECH"][6], rows["HOOLI"][6]) == ("positive", "negative")
+    assert all(0.0 <= r[8] <= 1.0 and -1.0 <= r[7] <= 1.0 for r in rows.values())
+    second = train_entity(settings, data_root=data, name="ent-b", promote=True, seed=7)
+    stage.rows([doc])
+    assert stage.model_version == first.model_version, "not polled again before stream_model_poll_s"
+    clock[0] = 5.0
+    assert {r[9] for r in stage.rows([doc])} == {second.model_version}
+    assert stage.metrics.swaps._value.get() == 1  # type: ignore[attr-defined]
+
+
+def test_bench_documents_name_companies_ingest_finds() -> None:
+    from stream.batch import decode
+    from stream.entity_bench import messages
+
+    decoded = decode(messages(12))
+    assert len(decoded.docs) == 12 and not decoded.rejects
+    assert all(1 <= len(d.tickers) <= 3 for d in decoded.docs) and decoded.docs[0].tickers == ["AAPL", "INTC"]
