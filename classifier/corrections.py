@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -467,3 +468,67 @@ def format_report(report: dict[str, Any]) -> str:
         capture.get() + "* = promoted; overridden = corrections of this model's labels; replay = how the model "
         "labels the corrected documents today\n"
     )
+
+
+# --- measuring the loop on a labeled file ----------------------------------------------------------------------
+def simulate(settings: Settings, file: Path, *, field_name: str = "sentiment", lang: str = "") -> dict[str, Any]:
+    """A labeled file's rows as analysts' corrections: the quick model trained without and with them, then the
+    shadow decision (both scores). Writes only under ``settings.data_dir`` (use a scratch folder)."""
+    from datetime import UTC, timedelta
+
+    from classifier.quick import train_quick
+    from classifier.shadow import shadow_promote
+    from warehouse.queries.corrections import Correction
+
+    rows = datamod.read_table(file)
+    now = datetime.now(UTC)
+    corrections = [
+        Correction(
+            id=f"sim-{i}",
+            document_id=f"{file.stem}-{i}",
+            field=field_name,
+            entity="",
+            label=str(label),
+            previous_label="",
+            model_version="simulated",
+            analyst="simulate",
+            corrected_at=now + timedelta(milliseconds=i),
+            text=str(text),
+            lang=lang,
+        )
+        for i, (text, label) in enumerate(zip(rows["text"], rows["label"], strict=True))
+    ]
+    started = time.monotonic()
+    train_quick(settings, name="without-corrections", promote=True, corrections=[])
+    without_s = time.monotonic() - started
+    info = train_quick(settings, name="with-corrections", corrections=corrections)
+    decision = shadow_promote(settings, "with-corrections", hook=False)
+    keys = ("rows", "candidate_score", "serving_score", "corrections_rows", "candidate_corrections_score")
+    return {
+        "corrections": {k: (info.corrections or {}).get(k) for k in ("documents", "train_rows", "held_out")},
+        "excluded_in_standard_splits": (info.corrections or {}).get("excluded_in_standard_splits"),
+        "train_without_s": round(without_s, 1),
+        "train_with_s": round(time.monotonic() - started - without_s, 1),
+        **{k: decision.get(k) for k in (*keys, "serving_corrections_score", "promoted", "reason")},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """python -m classifier.corrections FILE [--field sentiment|topic] --data-dir SCRATCH"""
+    import argparse
+
+    from finpulse.settings import load_settings
+
+    parser = argparse.ArgumentParser(description=simulate.__doc__)
+    parser.add_argument("file", type=Path, help="labeled CSV/JSONL/Parquet with text and label columns")
+    parser.add_argument("--field", default="sentiment", choices=FIELDS)
+    parser.add_argument("--lang", default="")
+    parser.add_argument("--data-dir", type=Path, required=True, help="scratch folder for the two models")
+    ns = parser.parse_args(argv)
+    settings = load_settings(data_dir=ns.data_dir, corrections_training=False)
+    print(json.dumps(simulate(settings, ns.file, field_name=ns.field, lang=ns.lang), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

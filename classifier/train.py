@@ -340,7 +340,7 @@ def train(
     dtype = autocast_dtype(dev, args.precision)
 
     splits, corr = corrmod.with_corrections(
-        prepare_splits(args, root, extra_specs, from_hub), settings, corrections, echo=log.info
+        prepare_splits(args, root, extra_specs, from_hub), settings, corrections, echo=tqdm.write if progress else None
     )
     train_df, val_df, fingerprint = splits.train, splits.early_stop, splits.fingerprint
     tokenizer = load_tokenizer(args.base_model)

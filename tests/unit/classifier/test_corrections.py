@@ -362,3 +362,22 @@ def test_report_without_clickhouse_is_a_one_line_error(tmp_path: Path) -> None:
     env = {"FINPULSE_DATA_DIR": str(tmp_path), "FINPULSE_CLICKHOUSE_PORT": str(free_port())}
     result = CliRunner().invoke(app, ["models", "corrections"], env=env)
     assert result.exit_code == 1 and "does not answer" in result.output and "Traceback" not in result.output
+
+
+def test_weighted_loss_is_the_plain_loss_at_weight_one_and_weights_rows() -> None:
+    import torch
+    from torch import nn
+
+    from classifier.train import IGNORE, weighted_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3)
+    y = torch.tensor([0, 2, IGNORE, 1, 1, IGNORE])
+    loss = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=0.1)
+    ones = torch.ones(6)
+    assert torch.allclose(weighted_loss(loss, logits, y, ones), loss(logits, y), atol=1e-6)
+    # row 0 weighing 3: the same as row 0 appearing three times
+    w = torch.tensor([3.0, 1, 1, 1, 1, 1])
+    tripled = loss(torch.cat([logits, logits[:1], logits[:1]]), torch.cat([y, y[:1], y[:1]]))
+    assert torch.allclose(weighted_loss(loss, logits, y, w), tripled, atol=1e-6)
+    assert weighted_loss(loss, logits, torch.full((6,), IGNORE), ones).item() == 0.0  # no labels: no NaN
