@@ -3,7 +3,6 @@ Rows are warehouse.schema.document_row lists: find a column's value with ``COLUM
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
