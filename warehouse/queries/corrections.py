@@ -41,8 +41,10 @@ _DOC_ID = re.compile(r"^[0-9a-zA-Z_\-:.]{1,64}$")  # finpulse.contracts.RawDocum
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # An analyst's label is certain: the scores a corrected row carries say so (P(pos) - P(neg) of a one-hot label).
 _SENTIMENT_SCORE = {"negative": -1.0, "neutral": 0.0, "positive": 1.0}
-# Ids per lookup, so a batch's ids stay in the URL (see warehouse.queries.trends.LOOKUP_CHARS).
-_IDS_PER_LOOKUP = 80
+# Ids per lookup: a stream batch in one query (7.6 ms for 500 ids against 43 ms in URL-sized chunks of 80, local
+# endpoint). Over 4 KB clickhouse-connect sends them as a form field; 1,000 ids of at most 64 characters stay under a
+# real server's 128 KiB per field (http_max_field_value_size).
+_IDS_PER_LOOKUP = 1000
 
 
 class CorrectionError(ValueError):
@@ -330,7 +332,7 @@ def _newer(old: Any, now: datetime) -> datetime:
 
 def overlay_document_rows(client: Any, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Documents rows (dicts keyed by column, ``id`` among them) with the analysts' corrections applied: what
-    ``finpulse relabel`` inserts, so a new model's label never replaces an analyst's. One lookup per 80 ids."""
+    ``finpulse relabel`` inserts, so a new model's label never replaces an analyst's. One lookup per 1,000 ids."""
     found = _lookup(client, (str(r["id"]) for r in rows))
     if not found:
         return list(rows)
@@ -345,7 +347,7 @@ def overlay_columns(
 ) -> tuple[list[str], list[Sequence[Any]]]:
     """The stream sink's rows (sequences in ``columns`` order) with the analysts' corrections applied, and the
     column list to insert them with: a redelivered document keeps its corrected labels. Without any correction of
-    the batch's documents the rows come back as they are (one lookup per 80 ids, nothing else)."""
+    the batch's documents the rows come back as they are (one lookup per 1,000 ids, nothing else)."""
     names = list(columns)
     at = names.index("id")
     found = _lookup(client, (str(r[at]) for r in rows))

@@ -1,7 +1,10 @@
 """Analyst corrections on the real local endpoint (migration 0041, warehouse/queries/corrections.py): bad input is
 refused before anything is written; a corrected document counts once, under its corrected label, in every count the
 dashboard and the alert engine read; the corrected label wins over a later relabel (stream/relabel.py's real code)
-and over a redelivery through the stream's ClickHouse sink; the training side reads corrections with their text."""
+and over a redelivery through the stream's ClickHouse sink; the training side reads corrections with their text.
+
+The tests up to the redelivery one tell one story on one database, in file order (each builds on the corrections
+before it); the entity and large-batch tests bring their own documents."""
 
 from __future__ import annotations
 
@@ -322,3 +325,22 @@ def test_an_entity_sentiment_correction_rewrites_its_row_and_survives_a_redelive
     # a batch without corrected documents comes back untouched, with the writer's own columns
     other = _entity_rows(DOCS[1], {"ACME": "neutral"}, at=datetime.now(UTC), version="ent-2")
     assert c.overlay_entity_columns(client, ENTITY_COLUMNS, other) == (list(ENTITY_COLUMNS), other)
+
+
+def test_a_large_batch_finds_its_corrected_documents_in_every_lookup(db: Any) -> None:
+    _, client = db
+    first, last = "big-a", "big-z"  # ids are looked up in sorted order: these fall in the first and the last lookup
+    _insert(client, [_doc(d, hours_ago=3, topic=MACRO, sentiment="neutral", tickers=[]) for d in (first, last)])
+    c.record_correction(client, document_id=first, field="sentiment", label="negative", analyst="dana")
+    c.record_correction(client, document_id=last, field="topic", label="Dividend", analyst="lee")
+    # 2,500 ids: three lookups, each over 4 KB of ids (sent as a form field)
+    ids = [first, *(f"big-m-{k:05d}" for k in range(2_498)), last]
+    rows = [[doc_id, "wire", MACRO, "neutral"] for doc_id in ids]
+    columns, out = c.overlay_columns(client, ["id", "source", "topic", "sentiment"], rows)
+    assert columns == ["id", "source", "topic", "sentiment", "label_source", "corrected_fields", "corrected_by"]
+    marked = {r[0]: (r[2], r[3], r[5], r[6]) for r in out if r[4] == "analyst"}
+    assert marked == {
+        first: (MACRO, "negative", ["sentiment"], "dana"),
+        last: ("Dividend", "neutral", ["topic"], "lee"),
+    }
+    assert len(out) == len(ids) and all(r[4] == "model" and r[5] == [] for r in out if r[0] not in marked)
