@@ -327,7 +327,7 @@ def train_quick(
         "corrections": {**corr.summary, "slice": slice_scores},
     }
     (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    card = model_card(meta, fingerprint, metrics) + corrmod.card_section(meta["corrections"])
+    card = model_card(meta, fingerprint, metrics) + corrmod.card_section({**corr.summary, "slice": slice_scores})
     (staging / "README.md").write_text(card, encoding="utf-8")
     info = registry.commit(staging, name)
     if promote:
