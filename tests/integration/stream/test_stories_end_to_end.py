@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from finpulse.kafka_clients import Connection
 from ingest.item import Item
 from ingest.metrics import IngestMetrics
 from ingest.normalise import Normaliser
@@ -31,7 +32,7 @@ def test_copies_reach_clickhouse_with_their_story_and_novelty(stream_env: Stream
     settings = stream_env.settings
     stream_env.worker().wait_ready(timeout=300)  # it creates the test's topics (its model loads slowly on 2 cores)
     store = StateStore(tmp_path / "ingest" / "state.sqlite", window_s=3600.0)
-    producer = RawProducer(settings.kafka_servers, settings.topic_raw, "none", "finpulse-ingest-stories-test")
+    producer = RawProducer(Connection.of(settings), settings.topic_raw, "none", "finpulse-ingest-stories-test")
     normaliser = Normaliser(
         companies=DEFAULT_COMPANIES, max_title_chars=500, max_body_chars=500, worker_id="w-stories", author_key=b"k"
     )
