@@ -39,7 +39,7 @@ DOC_COLUMNS = {
     "copies": st.column_config.NumberColumn("copies", format="%d", help="Documents of this story in the range"),
     "latest_published_at": st.column_config.DatetimeColumn("latest copy (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "latest_classified_at": None,
-    "corrected": st.column_config.TextColumn("corrected", help="Labels an analyst corrected, and who"),
+    "corrected": st.column_config.TextColumn("corrected", width="medium", help="Labels an analyst corrected, and who"),
     # a drill-down on a ticker: the sentiment toward it (entity model) where scored
     "entity": None,
     "entity_sentiment": st.column_config.TextColumn("toward ticker", help="Sentiment toward the picked ticker"),
