@@ -193,11 +193,9 @@ class Worker:
                 self.proc.wait(10)
 
     def metrics(self) -> str:
-        import urllib.request
+        from finpulse import probe
 
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as response:
-            return response.read().decode()
+        return probe.get_text(f"http://127.0.0.1:{self.port}/metrics", timeout_s=2)
 
     def tail(self, lines: int = 40) -> str:
         try:
