@@ -41,6 +41,11 @@ HEADS_FILE = "heads.json"  # classifier.model.HEADS_FILE, named here so the ONNX
 # megabyte-long document can cause.
 CHARS_PER_TOKEN_CAP = 16
 LENGTH_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+# torch bf16 on CPU: oneDNN builds (JIT-compiles) a kernel per matmul shape and caches 1,024 of them. Exact batch
+# shapes (rows x longest row) gave a new shape nearly every batch: a bf16 linear took ~2x as long on a shape it had
+# not seen (tested on this CPU: 22 vs 11 ms). Widths padded up to LENGTH_BUCKETS and rows up to a multiple of
+# CPU_ROW_STEP keep a few hundred shapes, which stay cached.
+CPU_ROW_STEP = 16
 
 
 class InputError(TypeError):
@@ -470,7 +475,11 @@ class ClassifierEngine:
             return _softmax(t_logits), _softmax(s_logits)
         import torch
 
-        return self._forward_torch(torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device))
+        ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+        if self.dtype == torch.bfloat16:
+            n = ids_t.shape[0]
+            return self._forward_torch(*self._pad_to_bucket(ids_t, mask_t, row_step=CPU_ROW_STEP), rows=n)
+        return self._forward_torch(ids_t.to(self.device), mask_t.to(self.device))
 
     def _to_device(
         self, ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, idx: np.ndarray
@@ -481,13 +490,20 @@ class ClassifierEngine:
         encoded = self._pad_to_bucket(torch.from_numpy(ids[idx, :width]), torch.from_numpy(mask[idx, :width]))
         return tuple(v.pin_memory().to(self.device, non_blocking=True) for v in encoded)  # type: ignore[return-value]
 
-    def _pad_to_bucket(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pad width up to a length bucket and rows up to a power of two: few shapes, each graph reused."""
+    def _pad_to_bucket(
+        self, ids: torch.Tensor, mask: torch.Tensor, row_step: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad width up to a length bucket (never past max_length) and rows up to a power of two (CUDA graphs) or
+        a multiple of ``row_step`` (CPU bf16): few shapes, each graph or kernel reused."""
         import torch
 
         n = ids.shape[0]
         width = next((b for b in LENGTH_BUCKETS if b >= ids.shape[1]), ids.shape[1])
-        rows = min(max(8, 1 << (n - 1).bit_length()), max(n, self.options.max_batch_size))
+        width = max(ids.shape[1], min(width, self.max_length))
+        if row_step is not None:
+            rows = -(-n // row_step) * row_step
+        else:
+            rows = min(max(8, 1 << (n - 1).bit_length()), max(n, self.options.max_batch_size))
         ids = torch.nn.functional.pad(ids, (0, width - ids.shape[1], 0, rows - n), value=self._pad_id)
         mask = torch.nn.functional.pad(mask, (0, width - mask.shape[1], 0, rows - n), value=0)
         # A padding row attends to its [CLS] slot only, so no row is fully masked (that would give NaNs).
