@@ -389,10 +389,37 @@ def drilldown(
     the newest copy first; ``limit`` then counts stories."""
     params = {"start": _epoch(start), "end": _epoch(end), "limit": limit}
     params |= _filters(topics, sentiments, sources, langs, tickers, min_confidence)
-    out = _collapsed(client, DRILLDOWN_STORIES_SQL, params) if collapse else _df(client, DRILLDOWN_SQL, params)
     if not tickers:
-        return out
+        return _collapsed(client, DRILLDOWN_STORIES_SQL, params) if collapse else _df(client, DRILLDOWN_SQL, params)
+    if collapse:
+        out = _collapsed(client, DRILLDOWN_STORIES_ENTITY_SQL, params)
+    else:
+        out = _df(client, DRILLDOWN_ENTITY_SQL, params)
     return with_entity_sentiment(client, out, [t.upper() for t in tickers], _epoch(start), _epoch(end))
+
+
+# A ticker drill-down filtered by sentiment filters by the sentiment toward the picked ticker(s) where the entity
+# model scored the document (the most relevant of the picked tickers), as ticker-scoped alerts count: an alert on
+# Globex's negatives opens on the documents negative toward Globex even when they are positive as a whole.
+_ENTITY_PICK = """
+    LEFT JOIN (
+        SELECT document_id, argMax(sentiment, relevance) AS picked_sentiment, 1 AS picked
+        FROM document_entities FINAL
+        WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC')
+          AND published_at < toDateTime64({end:UInt32}, 3, 'UTC') AND has({tickers:Array(String)}, entity)
+        GROUP BY document_id
+    ) AS picked_entity ON picked_entity.document_id = documents_latest.id"""
+_DOC_SENTIMENT_FILTER = "has({sentiments:Array(String)}, ifNull(sentiment, ''))"
+_PICKED_SENTIMENT_FILTER = "has({sentiments:Array(String)}, if(picked = 1, picked_sentiment, ifNull(sentiment, '')))"
+
+
+def _by_picked_sentiment(sql: str) -> str:
+    """``sql`` (a drill-down over documents_latest) with its sentiment filter on the sentiment toward the tickers."""
+    if sql.count("FROM documents_latest\n") != 1 or sql.count(_DOC_SENTIMENT_FILTER) != 1:
+        raise RuntimeError("the drill-down SQL no longer has the shape _by_picked_sentiment rewrites")
+    return sql.replace("FROM documents_latest\n", "FROM documents_latest" + _ENTITY_PICK + "\n").replace(
+        _DOC_SENTIMENT_FILTER, _PICKED_SENTIMENT_FILTER
+    )
 
 
 ENTITY_LOOKUP_SQL = """
@@ -402,6 +429,9 @@ FROM document_entities FINAL
 WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC') AND published_at < toDateTime64({end:UInt32}, 3, 'UTC')
   AND document_id IN {ids:Array(String)} AND has({entities:Array(String)}, entity)
 """
+
+DRILLDOWN_ENTITY_SQL = _by_picked_sentiment(DRILLDOWN_SQL)
+DRILLDOWN_STORIES_ENTITY_SQL = _by_picked_sentiment(DRILLDOWN_STORIES_SQL)
 
 ENTITY_COLUMNS = ("entity", "entity_sentiment", "entity_score", "entity_relevance", "basis")
 """What a drill-down filtered by ticker adds: the sentiment toward the picked ticker (the most relevant of them when

@@ -171,5 +171,12 @@ def test_ranking_and_drilldown_say_which_sentiment(warehouse: Warehouse) -> None
     assert set(docs["entity_sentiment"]) == {"negative"} and set(docs["sentiment"]) == {"positive"}
     other = trends.drilldown(w.client, start=T0, end=end, tickers=["INITECH"])
     assert set(other["basis"]) == {"document"} and other["entity_sentiment"].isna().all()
+    # an alert's drill-down on a ticker filters by the sentiment toward it, as the alert counted
+    negative = trends.drilldown(w.client, start=T0, end=end, tickers=["GLOBEX"], sentiments=["negative"])
+    assert len(negative) == 4 and set(negative["entity_sentiment"]) == {"negative"}
+    stories = trends.drilldown(w.client, start=T0, end=end, tickers=["GLOBEX"], sentiments=["negative"], collapse=True)
+    assert len(stories) == 4 and set(stories["basis"]) == {"entity"}
+    assert trends.drilldown(w.client, start=T0, end=end, tickers=["ACME"], sentiments=["negative"]).empty
+    assert len(trends.drilldown(w.client, start=T0, end=end, tickers=["INITECH"], sentiments=["negative"])) == 3
     everything = trends.drilldown(w.client, start=T0, end=end)
     assert "basis" not in everything.columns, "no ticker picked: the documents' own labels"
