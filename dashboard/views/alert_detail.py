@@ -26,6 +26,9 @@ STORY_COLUMNS = {
     "published_at": st.column_config.DatetimeColumn("first seen (UTC)", format="MM-DD HH:mm:ss"),
     "sentiment": st.column_config.TextColumn("sentiment"),
     "sentiment_score": st.column_config.NumberColumn("score", format="%.2f"),
+    # ticker-scoped alerts: the sentiment toward the alert's entity in this story (empty: document-level only)
+    "entity_sentiment": st.column_config.TextColumn("toward entity"),
+    "entity_relevance": st.column_config.ProgressColumn("relevance", min_value=0.0, max_value=1.0, format="%.2f"),
     "url": st.column_config.LinkColumn("link"),
 }
 
