@@ -6,6 +6,7 @@ worker ``index`` picks the health port (stream_port + index), the faust data dir
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -76,10 +77,11 @@ class StreamWorker:
             threads = threads_for_worker(affinity_cores(), settings.stream_workers_per_host, index)
             settings = self.settings = settings.model_copy(update={"model_threads": threads})
         self.models = ModelServer(settings, self.device, on_swap=self._on_swap)
+        self._entities = EntityStage(settings, self.metrics.registry)
         self.runner = BatchRunner(
             settings,
             models=self.models,
-            clickhouse=ClickHouseSink(settings, entities=EntityStage(settings, self.metrics.registry)),
+            clickhouse=ClickHouseSink(settings, entities=self._entities),
             classified=ClassifiedSink(self.topics.classified),
             dlq=DlqSink(self.topics.dlq),
             metrics=self.metrics,
@@ -103,6 +105,8 @@ class StreamWorker:
 
         async def load_model() -> None:
             await self.models.refresh()
+            # the entity model too, off the loop, so the first batch does not wait for it (the sink polls it after)
+            await asyncio.to_thread(self._entities.engine)
 
         async def poll_model() -> None:
             await self.models.refresh()
@@ -161,6 +165,7 @@ class StreamWorker:
             "group": self.group,
             "device": self.device,
             "model_version": self.models.model_version,
+            "entity_model_version": self._entities.model_version,  # None: no entity model yet (rows skipped)
             "partitions": self._partitions,
             "batches": state.batches,
             "stored": state.stored,

@@ -63,6 +63,8 @@ def test_the_stream_writes_entity_rows(stream_env: StreamEnv, stream_model: dict
         "(SELECT id FROM documents_latest WHERE source = 'entities')"
     )[0][0]
     assert ids == 0, "every entity row belongs to a stored document"
+    health = worker.health()
+    assert health is not None and health["entity_model_version"] == entity_model.model_version
     metrics = worker.metrics()
     assert f"finpulse_stream_entity_rows_total {float(2 * n)}" in metrics
     assert f'finpulse_stream_entity_model_info{{model_version="{entity_model.model_version}"}} 1.0' in metrics
