@@ -166,7 +166,7 @@ def relabel_recent(
     engine = engine if engine is not None else load_promoted_engine(settings, model)
     version = str(engine.model_version)
     own_client = client is None
-    if own_client:
+    if client is None:
         from warehouse.client import create_client
 
         client = create_client(settings)
