@@ -104,7 +104,7 @@ class ClickHouseSink:
         from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
 
         assert self.entities is not None
-        entity_rows = self.entities.rows(rows)
+        entity_rows: Sequence[Sequence[Any]] = self.entities.rows(rows)
         if not entity_rows:
             return
         # A redelivered document keeps an analyst's corrected entity sentiment (warehouse/queries/corrections.py).
