@@ -55,7 +55,8 @@ def _epoch(value: datetime | float | None) -> int:
 
 
 def _df(client: Any, sql: str, params: dict[str, Any]) -> pd.DataFrame:
-    return client.query_df(sql, parameters=params)
+    frame: pd.DataFrame = client.query_df(sql, parameters=params)
+    return frame
 
 
 # --- rollup-based trends --------------------------------------------------------------------------------------
