@@ -29,8 +29,11 @@ TTLS: dict[str, tuple[str, str]] = {
     "documents": ("toDateTime(published_at) + INTERVAL {days} DAY", "documents_ttl_days"),
     "documents_minutely": ("minute + INTERVAL {days} DAY", "rollup_ttl_days"),
     "documents_minutely_latest": ("minute + INTERVAL {days} DAY", "rollup_ttl_days"),
+    "document_entities": ("toDateTime(published_at) + INTERVAL {days} DAY", "documents_ttl_days"),
     "alerts": ("window_start + INTERVAL {days} DAY", "alerts_ttl_days"),
     "alert_deliveries": ("toDateTime(delivered_at) + INTERVAL {days} DAY", "alerts_ttl_days"),
+    "alert_acks": ("toDateTime(acknowledged_at) + INTERVAL {days} DAY", "alerts_ttl_days"),
+    "alert_outbox": ("toDateTime(created_at) + INTERVAL {days} DAY", "alerts_ttl_days"),
 }
 
 

@@ -121,7 +121,8 @@ def test_topics_and_tickers_with_drilldown(page: Any) -> None:
     tables = page.get_by_test_id("stDataFrame")
     tables.first.locator("td").filter(has_text="Tesla faces new regulatory scrutiny").first.wait_for(state="attached")
     page.get_by_text("TSLA, last 1 hour").wait_for()
-    tables.nth(1).locator("td").filter(has_text=seed.MARKER.title).first.wait_for(state="attached")
+    # The page's tables in order: the cell's documents, the ticker ranking, the ticker's documents.
+    tables.nth(2).locator("td").filter(has_text=seed.MARKER.title).first.wait_for(state="attached")
     _shot(page, "02-topics")
     # A click on a cell (vega draws SVG marks labelled with their fields) drills into that cell instead.
     cell = page.locator(".vega-embed g.mark-rect path[aria-label*='topic: markets']").first

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,19 @@ def test_migrations_are_ordered_and_substituted() -> None:
     assert statements[0].startswith("CREATE TABLE IF NOT EXISTS `fp`.documents")
     assert "INTERVAL 7 DAY" in statements[0]
     assert all("${" not in s and not s.endswith(";") for m in found for s in m.statements(values))
+
+
+def test_every_table_with_a_ttl_gets_its_retention_setting_reapplied() -> None:
+    # A table created with a TTL but missing from TTLS keeps its first retention when the setting changes.
+    with_ttl: dict[str, str] = {}
+    for found in migrate.discover():
+        for statement in found.path.read_text(encoding="utf-8").split(";\n"):
+            created = re.search(r"CREATE TABLE IF NOT EXISTS \$\{database\}\.(\w+)", statement)
+            ttl = re.search(r"^TTL (.+?);?$", statement.strip(), re.MULTILINE)
+            if created and ttl:
+                with_ttl[created.group(1)] = ttl.group(1).strip()
+    assert {"documents", "document_entities", "alert_outbox"} <= set(with_ttl)
+    assert set(with_ttl) <= set(migrate.TTLS), sorted(set(with_ttl) - set(migrate.TTLS))
+    for table, created_with in with_ttl.items():
+        expression, setting = migrate.TTLS[table]
+        assert expression.format(days="${" + setting + "}") == created_with, table
