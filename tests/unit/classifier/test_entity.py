@@ -292,3 +292,40 @@ def test_broken_entity_model_is_a_load_error(trained_entity: dict, tmp_path: Pat
     (broken / "entity.npz").write_bytes(b"not an archive")
     with pytest.raises(ModelLoadError, match="not a loadable entity model"):
         EntityEngine.load(broken)
+
+
+# --- pair embeddings (`finpulse train --task entity` without --quick) --------------------------------------------
+def test_pair_embedding_model_trains_through_the_cli_and_serves(entity_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from classifier.entity.linear import EntityEngine
+    from classifier.model import ModelLoadError
+    from tests.models import micro_encoder
+
+    encoder = micro_encoder(tmp_path / "micro")
+    env = {
+        "FINPULSE_DATA_DIR": str(tmp_path / "home"),
+        "FINPULSE_SHARED_DATA_DIR": str(entity_data),
+        "FINPULSE_ENTITY_EMBED_BASE": str(encoder),
+        "FINPULSE_LOG_LEVEL": "WARNING",
+    }
+    result = CliRunner().invoke(app, ["train", "--task", "entity", "--name", "emb", "--promote"], env=env)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert f"{encoder} pair embeddings" in result.output
+    model = tmp_path / "home" / "models" / "entity" / "emb"
+    meta = json.loads((model / "meta.json").read_text())
+    assert meta["embedder"]["base"] == str(encoder) and meta["embedder"]["dim"] == 32
+    engine = load_entity_engine(load_settings(data_dir=tmp_path / "home"))
+    assert engine is not None and engine.embedder is not None
+    n_tfidf = engine.heads["sentiment"][0].shape[1] - 32  # the heads read the 32 embedding columns too
+    assert n_tfidf > 0 and abs(engine.heads["sentiment"][0][:, n_tfidf:]).sum() > 0
+    [preds] = engine.predict([("Acme beats estimates while rival Globex warns on revenue", ["Acme", "Globex"])])
+    by = {p.entity: p for p in preds}
+    assert by["Acme"].sentiment == "positive" and by["Globex"].sentiment == "negative"
+    # a different encoder (other width) than the one the heads were trained on is refused, not mis-served
+    other = tmp_path / "other"
+    shutil.copytree(model, other)
+    meta["embedder"]["dim"] = 64
+    (other / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="32 dims, not 64"):
+        EntityEngine.load(other)
