@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from string import Template
 from typing import Any
 
 import numpy as np
@@ -185,92 +184,17 @@ def counting(rule: Rule) -> str:
     return "documents" if getattr(rule, "count", "documents") == "documents" else "stories"
 
 
-# Per (group, minute, story): whether any copy of the story in that minute is negative / positive / classified.
-# The scope fragments mirror warehouse/queries/alerts.py (bound parameters only; the group is a closed choice).
-_STORY_GROUP = {"none": "''", "topic": "topic", "ticker": "ticker", "source": "source", "lang": "lang"}
-_STORY_ROLLUP_SQL = Template("""
-SELECT $group AS grp, toUInt32(minute) AS m, story_id,
-       max(sentiment = 'negative') AS neg, max(sentiment = 'positive') AS pos, max(sentiment != '') AS cls
-FROM documents_minutely_latest FINAL $array_join
-WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC') $not_empty
-  AND ({topic:String} = '' OR topic = {topic:String})
-  AND ({ticker:String} = '' OR $ticker_scope)
-  AND ({source:String} = '' OR source = {source:String})
-GROUP BY grp, m, story_id
-""")
-_STORY_DOCS_SQL = Template("""
-SELECT $group AS grp, toUInt32(toStartOfMinute(published_at)) AS m, story_id,
-       max(sentiment = 'negative') AS neg, max(sentiment = 'positive') AS pos,
-       max(ifNull(sentiment, '') != '') AS cls
-FROM (SELECT id, story_id, published_at, ifNull(topic, '') AS topic, sentiment, source, lang, tickers
-      FROM documents_latest
-      WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC')
-        AND published_at < toDateTime64({end:UInt32}, 3, 'UTC')) $array_join
-WHERE ({topic:String} = '' OR topic = {topic:String})
-  AND ({ticker:String} = '' OR has(tickers, {ticker:String}))
-  AND ({source:String} = '' OR source = {source:String})
-  AND ({lang:String} = '' OR lang = {lang:String}) $not_empty
-GROUP BY grp, m, story_id
-""")
-# Watched terms per minute (documents_latest: text and language), the evaluator's watchlist query per minute:
-# documents per (term, minute), or the (term, minute, story) pairs when the rule counts stories.
-_WATCH_SQL = Template("""
-SELECT term AS grp, m, $figures FROM (
-    SELECT id, story_id, toUInt32(toStartOfMinute(published_at)) AS m, arrayConcat(
-        arrayMap(t -> concat('ticker:', t), arrayFilter(t -> has({tickers:Array(String)}, t), tickers)),
-        arrayMap(k -> concat('keyword:', k),
-                 arrayFilter(k -> positionCaseInsensitiveUTF8(concat(title, ' ', body), k) > 0,
-                             {keywords:Array(String)}))
-    ) AS terms
-    FROM documents_latest
-    WHERE published_at >= toDateTime64({start:UInt32}, 3, 'UTC') AND published_at < toDateTime64({end:UInt32}, 3, 'UTC')
-      AND sentiment = 'negative'
-      AND ({topic:String} = '' OR ifNull(topic, '') = {topic:String})
-      AND ({ticker:String} = '' OR has(tickers, {ticker:String}))
-      AND ({source:String} = '' OR source = {source:String})
-      AND ({lang:String} = '' OR lang = {lang:String})
-)
-ARRAY JOIN terms AS term
-GROUP BY $by
-""")
-_WATCH_DOCUMENTS_SQL = _WATCH_SQL.substitute(figures="uniqExact(id) AS n", by="term, m")
-_WATCH_STORIES_SQL = _WATCH_SQL.substitute(figures="story_id, 1 AS neg, 1 AS pos, 1 AS cls", by="term, m, story_id")
+# The per-minute counts come from warehouse/queries/alerts.py itself (window_counts, story_buckets, watchlist_buckets,
+# watchlist_story_buckets): the same sources, scope and sentiment as the evaluator's queries, so a ticker-scoped rule
+# counts the sentiment toward the ticker where an entity row exists (migration 0040) exactly as the engine does.
 _HAS_STORY_SQL = (
     "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'documents' "
     "AND name = 'story_id'"
 )
 
 
-def _story_sql(rule: Rule) -> str:
-    if rule.kind == "watchlist":
-        return _WATCH_STORIES_SQL
-    by_ticker = rule.group_by == "ticker"
-    array_join = "ARRAY JOIN tickers AS ticker" if by_ticker else ""
-    not_empty = "AND ticker != ''" if by_ticker else ""
-    if rule.uses_documents:
-        return _STORY_DOCS_SQL.substitute(group=_STORY_GROUP[rule.group_by], array_join=array_join, not_empty=not_empty)
-    if rule.group_by == "lang":
-        raise BacktestError("the rollup has no language; group by lang through the documents table")
-    return _STORY_ROLLUP_SQL.substitute(
-        group=_STORY_GROUP[rule.group_by],
-        array_join=array_join,
-        not_empty=not_empty,
-        ticker_scope="ticker = {ticker:String}" if by_ticker else "has(tickers, {ticker:String})",
-    )
-
-
-def _scope_params(rule: Rule) -> dict[str, str]:
+def _scope_params(rule: Rule) -> dict[str, str | None]:
     return {k: v or "" for k, v in rule.scope.model_dump().items()}
-
-
-def _watch_params(rule: Rule, start: int, end: int) -> dict[str, Any]:
-    return {
-        "start": start,
-        "end": end,
-        "tickers": list(rule.watch_tickers),
-        "keywords": list(rule.watch_keywords),
-        **_scope_params(rule),
-    }
 
 
 class _Counts:
@@ -406,11 +330,12 @@ def _window_counts_documents(client: Any, rule: Rule, start: int, end: int) -> l
 def _prefetch_documents(client: Any, rule: Rule, origin: int, end: int) -> _Counts:
     minutes = (end - origin) // MINUTE
     if rule.kind == "watchlist":
-        rows = client.query(_WATCH_DOCUMENTS_SQL, parameters=_watch_params(rule, origin, end)).result_rows
-        counts = _Counts(origin, minutes, sorted({str(r[0]) for r in rows}), 1)
+        rows = q.watchlist_buckets(client, start=origin, end=end, bucket_s=MINUTE, tickers=rule.watch_tickers,
+                                   keywords=rule.watch_keywords, scope=_scope_params(rule))  # fmt: skip
+        counts = _Counts(origin, minutes, sorted({term for term, _, _ in rows}), 1)
         per_minute = np.zeros_like(counts.cum[:, :, 1:])
         for term, m, n in rows:
-            per_minute[0, counts.index[str(term)], (int(m) - origin) // MINUTE] += int(n)
+            per_minute[0, counts.index[term], m] += n
     else:
         buckets = _window_counts_documents(client, rule, origin, end)
         counts = _Counts(origin, minutes, sorted({b.group for b in buckets}), 4)
@@ -443,8 +368,13 @@ def sliding_distinct(
 def _prefetch_stories(client: Any, rule: Rule, origin: int, end: int) -> _Counts:
     minutes = (end - origin) // MINUTE
     watchlist = rule.kind == "watchlist"
-    params = _watch_params(rule, origin, end) if watchlist else {"start": origin, "end": end, **_scope_params(rule)}
-    df = client.query_df(_story_sql(rule), parameters=params)
+    window_args: dict[str, Any] = {"start": origin, "end": end, "bucket_s": MINUTE, "scope": _scope_params(rule)}
+    if watchlist:
+        df = q.watchlist_story_buckets(client, tickers=rule.watch_tickers, keywords=rule.watch_keywords, **window_args)
+    else:
+        if rule.group_by == "lang" and not rule.uses_documents:
+            raise BacktestError("the rollup has no language; group by lang through the documents table")
+        df = q.story_buckets(client, group_by=rule.group_by, use_documents=rule.uses_documents, **window_args)
     names = sorted({str(g) for g in df["grp"]}) if len(df) else []
     metrics = 1 if watchlist else 4  # a watchlist counts negative stories only
     counts = _Counts(origin, minutes, names, metrics)
@@ -452,7 +382,7 @@ def _prefetch_stories(client: Any, rule: Rule, origin: int, end: int) -> _Counts
     sliding = np.zeros((metrics, len(names), minutes + 1), dtype=np.int64)
     if len(df):
         g = df["grp"].astype(str).map(counts.index).to_numpy()
-        m = ((df["m"].astype("int64") - origin) // MINUTE).to_numpy()
+        m = df["bucket"].astype("int64").to_numpy()  # minutes since origin
         keys = pd.factorize(df["story_id"])[0]
         flags = [np.ones(len(df), dtype=bool)] + [df[c].astype(bool).to_numpy() for c in ("neg", "pos", "cls")]
         for i, flag in enumerate(flags[:metrics]):

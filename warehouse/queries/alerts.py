@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from string import Template
 from typing import Any
 
+import pandas as pd
+
 from warehouse.queries.entities import ENTITY_ROWS
 from warehouse.queries.entities import entity_source as _entity_source
 
@@ -83,7 +85,7 @@ SELECT $group AS grp,
 FROM $source
 WHERE minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
   $not_empty$scope
-GROUP BY grp, bucket
+GROUP BY $by
 """)
 
 _DOCS_COUNTS = Template("""
@@ -91,8 +93,16 @@ SELECT $group AS grp,
        intDiv(toUInt32(toDateTime(published_at)) - {start:UInt32}, {bucket:UInt32}) AS bucket,
        $figures
 FROM $source$window$scope
-GROUP BY grp, bucket
+GROUP BY $by
 """)
+
+
+# Per (group, bucket, story): whether any copy of the story in the bucket is negative / positive / classified. The
+# backtest builds its sliding distinct-story windows from these (stories span buckets, so bucket counts do not add).
+_ROLLUP_STORY_FLAGS = """story_id, max(sentiment = 'negative') AS neg, max(sentiment = 'positive') AS pos,
+       max(sentiment != '') AS cls"""
+_DOCS_STORY_FLAGS = """story_id, max(ifNull(sentiment, '') = 'negative') AS neg,
+       max(ifNull(sentiment, '') = 'positive') AS pos, max(ifNull(sentiment, '') != '') AS cls"""
 
 
 def _check_count(count: str) -> None:
@@ -100,9 +110,12 @@ def _check_count(count: str) -> None:
         raise ValueError(f"count must be one of {COUNTS}, not {count!r}")
 
 
-def _counts_sql(group_by: str, use_documents: bool, count: str = "stories", ticker_scoped: bool = False) -> str:
+def _counts_sql(
+    group_by: str, use_documents: bool, count: str = "stories", ticker_scoped: bool = False, per_story: bool = False
+) -> str:
     """``ticker_scoped`` (the rule names one ticker in its scope): count the sentiment toward that ticker; grouping
-    by ticker always counts the sentiment toward each group's ticker."""
+    by ticker always counts the sentiment toward each group's ticker. ``per_story``: one row of flags per (group,
+    bucket, story) instead of the bucket's figures."""
     if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {GROUPS}, not {group_by!r}")
     _check_count(count)
@@ -112,7 +125,8 @@ def _counts_sql(group_by: str, use_documents: bool, count: str = "stories", tick
         plain = "documents_latest ARRAY JOIN tickers AS ticker" if by_ticker else "documents_latest"
         return _DOCS_COUNTS.substitute(
             group=_DOCS_GROUP[group_by],
-            figures=_DOCS_FIGURES[count],
+            figures=_DOCS_STORY_FLAGS if per_story else _DOCS_FIGURES[count],
+            by="grp, bucket, story_id" if per_story else "grp, bucket",
             source=_entity_source(False, by_ticker) if entity else plain,
             window=_DOCS_WINDOW,
             scope=_DOCS_SCOPE,
@@ -122,7 +136,8 @@ def _counts_sql(group_by: str, use_documents: bool, count: str = "stories", tick
     plain = "documents_minutely_latest FINAL" + (" ARRAY JOIN tickers AS ticker" if by_ticker else "")
     return _ROLLUP_COUNTS.substitute(
         group=_ROLLUP_GROUP[group_by],
-        figures=_ROLLUP_FIGURES[count],
+        figures=_ROLLUP_STORY_FLAGS if per_story else _ROLLUP_FIGURES[count],
+        by="grp, bucket, story_id" if per_story else "grp, bucket",
         # One row per (document, ticker); a document without tickers belongs to no ticker group.
         source=_entity_source(True, by_ticker) if entity else plain,
         not_empty="AND ticker != ''" if by_ticker else "",
@@ -171,17 +186,35 @@ def window_counts(
     return [BucketCounts(str(g), int(b), int(t), int(n), int(p), int(c)) for g, b, t, n, p, c in rows]
 
 
+def story_buckets(
+    client: Any,
+    *,
+    start: int,
+    end: int,
+    bucket_s: int,
+    group_by: str = "none",
+    scope: dict[str, str | None] | None = None,
+    use_documents: bool = False,
+) -> pd.DataFrame:
+    """What window_counts counts, one row per (group, bucket, story) instead of per bucket: columns grp, bucket,
+    story_id and the flags neg, pos, cls (any copy of the story in the bucket negative / positive / classified).
+    Same sources, scope and sentiment (toward the ticker for ticker-scoped rules) as window_counts."""
+    scoped = _scope_params(scope or {})
+    sql = _counts_sql(group_by, use_documents, ticker_scoped=bool(scoped["ticker"]), per_story=True)
+    params = {"start": start, "end": end, "bucket": bucket_s, **scoped}
+    frame: pd.DataFrame = client.query_df(sql, parameters=params)
+    return frame
+
+
 # A watched ticker counts a document negative by the sentiment toward that ticker where the entity model scored it
 # (a LEFT JOIN of the entity rows on (document, 'ticker:' + entity)), by the document's label otherwise; a keyword by
 # the document's label. Documents that are neither negative nor name a watched ticker cannot count: left out early.
-_WATCHLIST_SQL = (
+_WATCH_TERMS = (
     """
-SELECT term, uniqExact($counted) AS negative, arraySlice(groupUniqArray(id), 1, {samples:UInt32}) AS sample
-FROM (
-    SELECT d.id AS id, d.story_id AS story_id, d.term AS term,
+    SELECT d.id AS id, d.story_id AS story_id, d.term AS term, d.published_at AS published_at,
            if(e.found = 1, e.entity_sentiment, d.doc_sentiment) AS term_sentiment
     FROM (
-        SELECT id, story_id, ifNull(sentiment, '') AS doc_sentiment, term
+        SELECT id, story_id, published_at, ifNull(sentiment, '') AS doc_sentiment, term
         FROM documents_latest
         ARRAY JOIN arrayConcat(
             arrayMap(t -> concat('ticker:', t), arrayFilter(t -> has({tickers:Array(String)}, t), tickers)),
@@ -200,16 +233,34 @@ FROM (
         FROM ("""
     + ENTITY_ROWS
     + """)
-    ) AS e ON e.document_id = d.id AND e.term = d.term
+    ) AS e ON e.document_id = d.id AND e.term = d.term"""
+)
+_WATCHLIST_SQL = Template("""
+SELECT term, uniqExact($counted) AS negative, arraySlice(groupUniqArray(id), 1, {samples:UInt32}) AS sample
+FROM ($terms
 )
 WHERE term_sentiment = 'negative'
 GROUP BY term
-"""
-)
+""")
 # count -> what a watched term's negative figure counts (a closed set).
 WATCHLIST_SQL = {
-    "stories": Template(_WATCHLIST_SQL).substitute(counted="story_id"),
-    "documents": Template(_WATCHLIST_SQL).substitute(counted="id"),
+    "stories": _WATCHLIST_SQL.substitute(counted="story_id", terms=_WATCH_TERMS),
+    "documents": _WATCHLIST_SQL.substitute(counted="id", terms=_WATCH_TERMS),
+}
+# The same negatives per (term, bucket): documents (n), or one row per (term, bucket, story) with the flags of
+# story_buckets (all set: only negatives are counted) for the backtest's distinct-story windows.
+_WATCH_BUCKETS_SQL = Template("""
+SELECT term AS grp, intDiv(toUInt32(toDateTime(published_at)) - {start:UInt32}, {bucket:UInt32}) AS bucket, $figures
+FROM ($terms
+)
+WHERE term_sentiment = 'negative'
+GROUP BY $by
+""")
+WATCH_BUCKETS_SQL = {
+    "documents": _WATCH_BUCKETS_SQL.substitute(figures="uniqExact(id) AS n", by="grp, bucket", terms=_WATCH_TERMS),
+    "stories": _WATCH_BUCKETS_SQL.substitute(
+        figures="story_id, 1 AS neg, 1 AS pos, 1 AS cls", by="grp, bucket, story_id", terms=_WATCH_TERMS
+    ),
 }
 
 
@@ -227,16 +278,48 @@ def watchlist_hits(
     """Negative stories (``count='documents'``: documents) in [start, end) per watched term ('ticker:AAPL',
     'keyword:default'), with sample document ids. Keywords match title or body case-insensitively."""
     _check_count(count)
-    params = {
-        "start": start,
-        "end": end,
-        "tickers": list(tickers),
-        "keywords": list(keywords),
-        "samples": samples,
-        **_scope_params(scope or {}),
-    }
+    params = {**_watch_params(start, end, tickers, keywords, scope), "samples": samples}
     rows = client.query(WATCHLIST_SQL[count], parameters=params).result_rows
     return {str(term): (int(n), list(sample)) for term, n, sample in rows}
+
+
+def _watch_params(
+    start: int, end: int, tickers: Sequence[str], keywords: Sequence[str], scope: dict[str, str | None] | None
+) -> dict[str, Any]:
+    return {"start": start, "end": end, "tickers": list(tickers), "keywords": list(keywords),
+            **_scope_params(scope or {})}  # fmt: skip
+
+
+def watchlist_buckets(
+    client: Any,
+    *,
+    start: int,
+    end: int,
+    bucket_s: int,
+    tickers: Sequence[str],
+    keywords: Sequence[str],
+    scope: dict[str, str | None] | None = None,
+) -> list[tuple[str, int, int]]:
+    """watchlist_hits' negative documents per (term, bucket): (term, bucket, documents), empty buckets absent."""
+    params = {**_watch_params(start, end, tickers, keywords, scope), "bucket": bucket_s}
+    rows = client.query(WATCH_BUCKETS_SQL["documents"], parameters=params).result_rows
+    return [(str(term), int(b), int(n)) for term, b, n in rows]
+
+
+def watchlist_story_buckets(
+    client: Any,
+    *,
+    start: int,
+    end: int,
+    bucket_s: int,
+    tickers: Sequence[str],
+    keywords: Sequence[str],
+    scope: dict[str, str | None] | None = None,
+) -> pd.DataFrame:
+    """watchlist_hits' negative stories per (term, bucket), one row per story, in story_buckets' columns."""
+    params = {**_watch_params(start, end, tickers, keywords, scope), "bucket": bucket_s}
+    frame: pd.DataFrame = client.query_df(WATCH_BUCKETS_SQL["stories"], parameters=params)
+    return frame
 
 
 _SAMPLE_SQL = Template("""

@@ -233,3 +233,44 @@ def test_baseline_formed_is_judged_over_every_group_as_the_engine_does(warehouse
 
 def w_rows(w: Warehouse, at: datetime, n: int, ticker: str) -> list[list[Any]]:
     return w.rows(at, n, sentiment="negative", ticker=ticker) + w.rows(at, 3 * n, sentiment="neutral", ticker=ticker)
+
+
+# Ticker-scoped rules by entity-level sentiment (migration 0040): grouped by ticker (stories, the rollup), a ticker
+# in the scope (documents, the documents table through lang) and a watched ticker (stories and documents).
+ENTITY_RULES = [
+    Rule(id="bt-tick-group", name="ticker group", kind="negative_share", group_by="ticker", window_s=300,
+         threshold=0.5, min_volume=3, pending_s=120, cooldown_s=600),
+    Rule(id="bt-tick-scope", name="globex scope", kind="negative_share", scope={"ticker": "GLOBEX", "lang": "en"},
+         window_s=300, threshold=0.5, min_volume=3, pending_s=120, cooldown_s=600, count="documents"),
+    Rule(id="bt-tick-watch", name="globex watch", kind="watchlist", watch_tickers=["GLOBEX"], window_s=300,
+         threshold=3, pending_s=120, cooldown_s=600),
+    Rule(id="bt-tick-watch-docs", name="globex watch docs", kind="watchlist", watch_tickers=["GLOBEX"],
+         window_s=300, threshold=3, pending_s=120, cooldown_s=600, count="documents"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("rule", ENTITY_RULES, ids=[r.id for r in ENTITY_RULES])
+def test_ticker_rules_count_entity_sentiment_as_the_engine_does(warehouse: Warehouse, rule: Rule) -> None:
+    """ "Acme beats estimates while rival Globex warns": every document is positive, the sentiment toward Globex is
+    negative. The backtest counts it as the engine does: by the entity rows where they exist (4 Globex negatives,
+    and one Globex document without an entity row, counted by its own positive label)."""
+    from tests.entity_engines import ClauseEngine
+    from tests.integration.alerts.test_entity_sentiment import CONTRAST, _doc_rows, _store
+
+    contrast = _doc_rows(CONTRAST, ["ACME", "GLOBEX"])
+    _store(warehouse, contrast)  # document level only: nothing is negative
+    start, end = T0 - 2 * MIN, T0 + 10 * MIN
+    assert backtest(warehouse.client, rule, start=start, end=end).firings == []
+
+    _store(warehouse, contrast, ClauseEngine())  # the same batch, now with entity rows
+    _store(warehouse, _doc_rows(["Globex holds its annual meeting"], ["GLOBEX"], offset_s=20))
+    result = backtest(warehouse.client, rule, start=start, end=end)
+    group = "ticker:GLOBEX" if rule.kind == "watchlist" else "GLOBEX" if rule.group_by == "ticker" else ""
+    # In the window from T0+1, pending 120 s: fires at T0+3, clears when the documents leave the window at T0+6.
+    got = [(f.group, f.fired_at, f.resolved_at) for f in result.firings]
+    assert got == [(group, T0 + 3 * MIN, T0 + 6 * MIN)]
+    assert got == _engine_firings(warehouse, rule)
+    i = result.groups[group].times.index(int((T0 + 3 * MIN).timestamp()))
+    assert result.groups[group].values[i] == pytest.approx(4 if rule.kind == "watchlist" else 4 / 5)
+    if rule.group_by == "ticker":  # Acme: positive toward it in every document
+        assert max(result.groups["ACME"].values) == 0.0
