@@ -34,6 +34,7 @@ status:
 lint: python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy  # strict on finpulse/, warehouse/, stream/ ([tool.mypy] in pyproject.toml)
 
 unit: python
 	$(BIN)/python -m pytest tests/unit

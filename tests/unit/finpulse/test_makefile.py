@@ -38,6 +38,12 @@ def test_lint_and_unit_install_python_but_not_the_jars(targets: tuple[str, ...])
     assert FETCH_JARS not in commands
 
 
+def test_lint_runs_ruff_and_mypy() -> None:
+    commands = _dry_run("lint").splitlines()
+    assert any(c.startswith(".venv/bin/ruff check") for c in commands)
+    assert any(c.startswith(".venv/bin/mypy") for c in commands)
+
+
 @pytest.mark.parametrize("target", ["install", "up", "integration", "test"])
 def test_the_stack_targets_install_python_and_the_jars(target: str) -> None:
     commands = _dry_run(target)
