@@ -20,7 +20,9 @@ BATCH = 32
 
 
 def pair_input(text: str, entity: str) -> str:
-    return f"query: {entity.strip()}: {' '.join(text.split())}"
+    """The encoder's input; without an entity (document-level training rows), the plain e5 query."""
+    text = " ".join(text.split())
+    return f"query: {entity.strip()}: {text}" if entity.strip() else f"query: {text}"
 
 
 class PairEmbedder:
