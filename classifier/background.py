@@ -331,9 +331,14 @@ def _retrain_on_corrections(
 
 def _write_snapshot(path: Path, corrections: list[Any]) -> None:
     """The corrections a retrain job trains on, so that a restarted trainer resumes on the same set."""
+    from dataclasses import fields
+
+    from warehouse.queries.corrections import Correction
+
+    names = [f.name for f in fields(Correction)]
     with open(path, "w", encoding="utf-8") as fh:
         for c in corrections:
-            row = {k: getattr(c, k, "") for k in SNAPSHOT_FIELDS}
+            row = {k: getattr(c, k, "") for k in names}
             row["corrected_at"] = c.corrected_at.isoformat()
             fh.write(json.dumps(row) + "\n")
 
@@ -348,21 +353,6 @@ def _read_snapshot(path: Path) -> list[Any]:
             row["corrected_at"] = datetime.fromisoformat(row["corrected_at"])
             out.append(SimpleNamespace(**row))
     return out
-
-
-SNAPSHOT_FIELDS = (
-    "id",
-    "document_id",
-    "field",
-    "entity",
-    "label",
-    "previous_label",
-    "model_version",
-    "analyst",
-    "corrected_at",
-    "text",
-    "lang",
-)
 
 
 def poll_corrections(settings: Settings, stop: Any = None, store: Any = None) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -145,17 +145,8 @@ _ENTITY_KEY = f"{_ENTITY_MINUTE} AND document_id = {{id:String}}"
 ENTITY_SQL = f"SELECT * FROM document_entities FINAL WHERE {_ENTITY_KEY} AND entity = {{entity:String}}"
 ENTITIES_OF_SQL = f"SELECT entity FROM document_entities FINAL WHERE {_ENTITY_KEY} ORDER BY rank"
 
-_CORRECTION_COLUMNS = (
-    "id",
-    "document_id",
-    "field",
-    "entity",
-    "label",
-    "previous_label",
-    "model_version",
-    "analyst",
-    "corrected_at",
-)
+# The table's columns: a Correction less the document's text and language, which the read joins in.
+_CORRECTION_COLUMNS = tuple(f.name for f in fields(Correction) if f.name not in ("text", "lang"))
 _SINCE = "({since_ms:Int64} < 0 OR corrected_at >= fromUnixTimestamp64Milli({since_ms:Int64}, 'UTC'))"
 
 # The documents are looked up by id (the table's key) through the IN subquery, not by a FINAL over the whole table.
