@@ -112,10 +112,14 @@ def render(alert_id: str) -> None:
         collapse = right.toggle("One row per story", value=False, key="alert_detail_collapse")
         docs = _documents(alert.window_start.timestamp(), alert.window_end.timestamp(), json.dumps(filters), collapse)
         if docs.empty:
-            st.info("No documents of the window are stored any more (the retention may have removed them).")
+            st.info(
+                "No document of the window matches the alert's filter now: the retention may have removed them, "
+                "or analysts' corrections moved them out of it."
+            )
         else:
             documents_table(corrections.mark(docs), key="alert_detail_docs", height=320)
-            corrections.render_panel(docs, key="alert_detail")
+        # Also when empty: a correction that moved the last document out of the filter still shows its confirmation.
+        corrections.render_panel(docs, key="alert_detail")
         _close_button()
 
 
