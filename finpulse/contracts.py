@@ -35,6 +35,14 @@ _WS = re.compile(r"\s+")
 _URL = re.compile(r"https?://\S+")
 
 
+def document_text(title: str | None, body: str | None) -> str:
+    """What the classifier reads of a document: title, then body. Every reader of stored rows (relabel, the entity
+    stage, corrections) builds the text with this, so that each scores exactly what the stream classified."""
+    if title and body:
+        return f"{title}\n{body}"
+    return title or body or ""
+
+
 class ContractError(ValueError):
     """A document does not match the contract; ``field`` names the offending field ('' for the whole document)."""
 
@@ -140,9 +148,7 @@ class RawDocument(BaseModel):
     @property
     def text(self) -> str:
         """What the classifier reads: title, then body."""
-        if self.title and self.body:
-            return f"{self.title}\n{self.body}"
-        return self.title or self.body
+        return document_text(self.title, self.body)
 
     @property
     def key(self) -> bytes:

@@ -24,6 +24,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from finpulse.contracts import document_text
 from warehouse.schema import DOCUMENT_COLUMNS as COLUMNS
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,6 @@ def targets(
             seen.add(key.casefold())
             out.append((key, key))
     return out[:limit]
-
-
-def document_text(title: str, body: str) -> str:
-    """What the document model reads (RawDocument.text): title, then body."""
-    return f"{title}\n{body}" if title and body else title or body
 
 
 class EntityMetrics:

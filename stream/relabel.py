@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from finpulse.contracts import document_text
 from finpulse.settings import Settings
 from finpulse.timeutil import as_utc
 from warehouse.queries.corrections import overlay_document_rows
@@ -81,13 +82,6 @@ class RelabelReport:
             f"{self.model_version} ({self.changed:,} changed label, {self.already_current:,} already current, "
             f"{self.failed:,} failed) in {self.seconds:.1f} s ({rate:,.0f} docs/s, {self.batches} batches)"
         )
-
-
-def document_text(title: str | None, body: str | None) -> str:
-    """What the classifier reads, exactly as finpulse.contracts.RawDocument.text: title, then body."""
-    if title and body:
-        return f"{title}\n{body}"
-    return title or body or ""
 
 
 def load_promoted_engine(settings: Settings, model: str | None = None) -> Any:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from classifier.specs import SENTIMENT_ALIASES, TOPICS
-from finpulse.contracts import SENTIMENTS
+from finpulse.contracts import SENTIMENTS, document_text
 
 FIELDS: tuple[str, ...] = ("topic", "sentiment", "entity_sentiment")
 DOCUMENT_FIELDS: tuple[str, ...] = ("topic", "sentiment")  # the fields a correction rewrites on the documents row
@@ -211,13 +211,6 @@ def _correction(row: dict[str, Any], text: str = "", lang: str = "") -> Correcti
     )
 
 
-def _text(title: str | None, body: str | None) -> str:
-    """What the classifier reads (finpulse.contracts.RawDocument.text): title, then body."""
-    if title and body:
-        return f"{title}\n{body}"
-    return title or body or ""
-
-
 # --- reading ----------------------------------------------------------------------------------------------------
 
 
@@ -225,7 +218,9 @@ def latest_corrections(client: Any, *, since: datetime | None = None) -> list[Co
     """The latest correction per (document, field, entity) made at or after ``since`` (None: all), oldest first,
     with the document's text (title, then body) and language. Corrections of expired documents are left out."""
     result = client.query(LATEST_SQL, parameters={"since_ms": _since_ms(since)})
-    return [_correction(r, _text(r.get("title"), r.get("body")), str(r.get("lang") or "")) for r in _rows(result)]
+    return [
+        _correction(r, document_text(r.get("title"), r.get("body")), str(r.get("lang") or "")) for r in _rows(result)
+    ]
 
 
 def count_corrections(client: Any, *, since: datetime | None = None) -> int:
@@ -469,7 +464,7 @@ def record_correction(
         model_version=version,
         analyst=who,
         corrected_at=stamp,
-        text=_text(doc.get("title"), doc.get("body")),
+        text=document_text(doc.get("title"), doc.get("body")),
         lang=str(doc.get("lang") or ""),
     )
     _insert(client, "corrections", [{c: getattr(correction, c) for c in _CORRECTION_COLUMNS}])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from finpulse.settings import load_settings
-from stream.relabel import _labels, _relabeled_row, document_text
+from stream.relabel import _labels, _relabeled_row
 from warehouse.migrate import discover, variables
 from warehouse.queries import alerts, trends
 
@@ -142,10 +142,12 @@ def test_labels_isolate_the_documents_the_model_raises_on_and_skip_unsupported_l
 
 
 def test_document_text_is_what_the_stream_classifies() -> None:
-    from finpulse.contracts import RawDocument
+    # Relabel, the entity stage and corrections build a stored row's text with the contract's own function.
+    from finpulse.contracts import RawDocument, document_text
 
-    for title, body in [("Title", "Body"), ("", "Body"), ("Title", ""), ("", "")]:
-        assert document_text(title, body) == RawDocument.model_construct(title=title, body=body).text
+    expected = {("Title", "Body"): "Title\nBody", ("", "Body"): "Body", ("Title", ""): "Title", ("", ""): ""}
+    for (title, body), text in expected.items():
+        assert document_text(title, body) == text == RawDocument.model_construct(title=title, body=body).text
     assert document_text(None, None) == ""
 
 
