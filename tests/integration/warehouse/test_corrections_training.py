@@ -147,7 +147,7 @@ def test_corrections_trigger_a_retrain_and_the_report(endpoint: Endpoint, tmp_pa
 
     out = CliRunner().invoke(app, ["models", "corrections", "--json"], env=env)
     assert out.exit_code == 0, out.output
-    report = json.loads(out.output)
+    report = json.loads(out.stdout)
     by_version = {r["model_version"]: r for r in report["models"]}
     assert report["corrections"] == 2 * DOCS
     assert by_version[SERVED]["overridden"] == 2 * DOCS and by_version[SERVED]["disagreed"] == 2 * DOCS

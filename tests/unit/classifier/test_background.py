@@ -191,7 +191,7 @@ def test_progress_is_shown_in_finpulse_status(tmp_path: Path) -> None:
     assert "trainer" in result.output
     assert "training step 120/480 (25%)" in result.output and "ETA 10m" in result.output
     assert "validation score 0.8123" in result.output
-    report = json.loads(CliRunner().invoke(app, ["status", "--json"], env=env).output)
+    report = json.loads(CliRunner().invoke(app, ["status", "--json"], env=env).stdout)
     assert report["parts"]["trainer"]["details"]["step"] == 120
     # a crashed trainer is reported down (the supervisor restarts it and it resumes)
     background.write_progress(settings, {"state": "failed", "message": "boom; retrying"})

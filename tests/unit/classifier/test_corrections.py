@@ -337,7 +337,7 @@ def test_report_counts_disagreements_per_model(
     env = {"FINPULSE_DATA_DIR": str(settings.data_dir), "FINPULSE_SHARED_DATA_DIR": str(data_root)}
     result = CliRunner().invoke(app, ["models", "corrections", "--json"], env=env)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     by_version = {r["model_version"]: r for r in report["models"]}
     assert report["corrections"] == 10 and report["documents_replayed"] == 6
     mine = by_version[plain.model_version]

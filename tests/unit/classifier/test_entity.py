@@ -219,13 +219,13 @@ def _evaluate(env: dict, path: Path, *extra: str):
 def test_evaluate_entity_on_both_converted_formats(trained_entity: dict, entity_data: Path, tmp_path: Path) -> None:
     env = trained_entity["env"]
     holdout = trained_entity["model"] / "splits"
-    fiqa = json.loads(_evaluate(env, holdout / "fiqa_holdout.csv", "--json").output)
+    fiqa = json.loads(_evaluate(env, holdout / "fiqa_holdout.csv", "--json").stdout)
     assert fiqa["mode"] == "three_class" and fiqa["n"] > 0 and fiqa["accuracy"] > fiqa["baseline"]["accuracy"]
     assert set(fiqa["per_class"]) == {"negative", "neutral", "positive"}
-    nsp = json.loads(_evaluate(env, holdout / "finnsp_holdout.csv", "--json").output)
+    nsp = json.loads(_evaluate(env, holdout / "finnsp_holdout.csv", "--json").stdout)
     assert nsp["mode"] == "negative_vs_not" and nsp["negative_f1"] > nsp["baseline"]["negative_f1"]
     # raw FinNSP eval file, converted on read; and (text, entity, label) JSONL
-    raw = json.loads(_evaluate(env, entity_data / convert.FINNSP_EVAL_FILE, "--json").output)
+    raw = json.loads(_evaluate(env, entity_data / convert.FINNSP_EVAL_FILE, "--json").stdout)
     assert raw["n"] == 80 and raw["negative_f1"] > 0.5
     jsonl = tmp_path / "rows.jsonl"
     rows = [

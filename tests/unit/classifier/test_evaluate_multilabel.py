@@ -125,7 +125,7 @@ def test_cli_reports_multilabel_and_unknown(monkeypatch: pytest.MonkeyPatch, tmp
     runner = CliRunner()
     result = runner.invoke(app, ["evaluate", "-m", "x", "--data", str(finnl_eval), "--task", "topic", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["accuracy"] == pytest.approx(0.8) and report["excluded_no_gold"] == 1
     text = runner.invoke(app, ["evaluate", "-m", "x", "--data", str(finnl_eval), "--task", "topic"])
     assert text.exit_code == 0 and "top-1-in-gold" in text.output and "1 row(s) excluded" in text.output

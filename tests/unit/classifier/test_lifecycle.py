@@ -157,7 +157,7 @@ def test_evaluate_cli_json_and_png(trained: dict, tmp_path: Path) -> None:
     args = ["evaluate", "--model", "tiny", "--data", str(path), "--task", "sentiment", "--json", "--plot", str(plot)]
     result = CliRunner().invoke(app, args, env=trained["env"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["n"] == 3 and 0.0 <= report["accuracy"] <= 1.0 and "macro_f1" in report
     assert np.array(report["confusion"]).sum() == 3
     assert plot.read_bytes()[:4] == b"\x89PNG"
@@ -179,7 +179,7 @@ def test_evaluate_rejects_unknown_labels(trained: dict, tmp_path: Path) -> None:
 
 def test_models_cli(trained: dict) -> None:
     runner = CliRunner()
-    listed = json.loads(runner.invoke(app, ["models", "list", "--json"], env=trained["env"]).output)
+    listed = json.loads(runner.invoke(app, ["models", "list", "--json"], env=trained["env"]).stdout)
     assert [m["name"] for m in listed] == ["tiny"] and listed[0]["promoted"]
     assert runner.invoke(app, ["models", "promote", "tiny"], env=trained["env"]).exit_code == 0
     missing = runner.invoke(app, ["models", "promote", "nope"], env=trained["env"])

@@ -243,6 +243,7 @@ def test_cli_names_a_missing_file_and_a_mapping_to_absent_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FINPULSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps the error box at the terminal width (a long tmp path splits it)
     missing = CliRunner().invoke(ingest_app, ["replay", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
     path = write_csv(tmp_path / "r.csv", 2)
