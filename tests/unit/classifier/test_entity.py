@@ -307,6 +307,7 @@ def test_pair_embedding_model_trains_through_the_cli_and_serves(entity_data: Pat
         "FINPULSE_DATA_DIR": str(tmp_path / "home"),
         "FINPULSE_SHARED_DATA_DIR": str(entity_data),
         "FINPULSE_ENTITY_EMBED_BASE": str(encoder),
+        "FINPULSE_ENTITY_TUNE_BASE": "",
         "FINPULSE_LOG_LEVEL": "WARNING",
     }
     result = CliRunner().invoke(app, ["train", "--task", "entity", "--name", "emb", "--promote"], env=env)
@@ -329,3 +330,77 @@ def test_pair_embedding_model_trains_through_the_cli_and_serves(entity_data: Pat
     (other / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="32 dims, not 64"):
         EntityEngine.load(other)
+
+
+# --- the fine-tuned pair classifier (`finpulse train --task entity` without --quick, the default) ---------------
+def test_pair_classifier_fine_tunes_through_the_cli_blends_and_refuses_another_base(
+    entity_data: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import numpy as np
+
+    from classifier.entity.linear import BLEND_WEIGHTS, EntityEngine
+    from classifier.model import ModelLoadError
+    from tests.models import micro_encoder
+
+    encoder = micro_encoder(tmp_path / "micro")
+    env = {
+        "FINPULSE_DATA_DIR": str(tmp_path / "home"),
+        "FINPULSE_SHARED_DATA_DIR": str(entity_data),
+        "FINPULSE_ENTITY_TUNE_BASE": str(encoder),
+        "FINPULSE_LOG_LEVEL": "WARNING",
+    }
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--task", "entity", "--name", "tuned", "--promote"], env=env)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert f"pair classifier: {encoder} (fine-tuned)" in result.output
+    assert "early-stopping accuracy by blend weight" in result.output  # progress and the choice are shown
+    model = tmp_path / "home" / "models" / "entity" / "tuned"
+    meta = json.loads((model / "meta.json").read_text())
+    spec = meta["tuned"]
+    assert spec["base"] == str(encoder) and spec["weight"] in BLEND_WEIGHTS and len(spec["base_fingerprint"]) == 64
+    assert (model / "tuned" / "pair_classifier.safetensors").is_file() and meta["embedder"] is None
+    report = json.loads((model / "data.json").read_text())["pair_classifier"]
+    assert report["history"] and 0 < report["best_step"] <= report["steps"] <= report["planned_steps"]
+
+    engine = load_entity_engine(load_settings(data_dir=tmp_path / "home"))
+    assert isinstance(engine, EntityEngine) and engine.tuned is not None and engine.tuned_weight == spec["weight"]
+    texts = ["Acme beats estimates while rival Globex warns on revenue"] * 2 + ["小资钱包涉嫌非法集资被立案调查"]
+    names = ["Acme", "Globex", "小资钱包"]
+    blended, _ = engine.predict_pairs(texts, names, [names[:2], names[:2], names[2:]])
+    marked = [mark(t, e, o) for t, e, o in zip(texts, names, [names[:2], names[:2], names[2:]], strict=True)]
+    linear, _ = engine.proba_matrix(engine.pair_matrix(texts, marked, entities=names))
+    tuned = engine.tuned.predict_proba(texts[:2], names[:2])
+    w = engine.tuned_weight
+    # English pairs: the weighted mix of the two models; Chinese pairs keep the linear head's sentiment
+    assert np.allclose(blended[:2], w * tuned + (1 - w) * linear[:2], atol=1e-5)
+    assert np.allclose(blended[2], linear[2], atol=1e-6) and np.allclose(blended.sum(1), 1, atol=1e-5)
+
+    # the saved layers were tuned on this base's frozen embeddings: another base is refused, not mis-served
+    other = tmp_path / "other"
+    shutil.copytree(model, other)
+    spec["base"] = str(micro_encoder(tmp_path / "micro-2"))  # same shape, other random embeddings
+    meta["tuned"] = spec
+    (other / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="embedding fingerprint differs"):
+        EntityEngine.load(other)
+    # and weights that do not match are a load error too
+    broken = tmp_path / "broken"
+    shutil.copytree(model, broken)
+    (broken / "tuned" / "pair_classifier.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelLoadError, match="not a loadable pair classifier"):
+        EntityEngine.load(broken)
+
+
+def test_pair_classifier_training_is_deterministic(entity_data: Path, tmp_path: Path) -> None:
+    """Same data, recipe and seed: the same weights (no decision depends on wall-clock time)."""
+    from classifier.entity.linear import train_entity
+    from tests.models import micro_encoder
+
+    encoder = micro_encoder(tmp_path / "micro")
+    settings = load_settings(data_dir=tmp_path / "home", shared_data_dir=entity_data)
+    first = train_entity(settings, data_root=entity_data, name="a", tune_base=str(encoder))
+    second = train_entity(settings, data_root=entity_data, name="b", tune_base=str(encoder))
+    meta = [json.loads((info.path / "meta.json").read_text()) for info in (first, second)]
+    assert meta[0]["weights_sha256"] == meta[1]["weights_sha256"] and meta[0]["tuned"] is not None
