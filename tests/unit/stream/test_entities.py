@@ -122,6 +122,7 @@ def test_stream_stage_serves_a_real_entity_model_and_picks_up_a_new_one(tmp_path
 
     from classifier.entity import convert
     from classifier.entity.linear import train_entity
+    from tests.models import micro_encoder
     from tests.unit.classifier.test_entity import contrast_rows
 
     data = tmp_path / "data"
@@ -136,11 +137,15 @@ def test_stream_stage_serves_a_real_entity_model_and_picks_up_a_new_one(tmp_path
     assert stage.model_version == first.model_version and rows["INITECH"][9] == first.model_version
     assert (rows["INITECH"][6], rows["HOOLI"][6]) == ("positive", "negative")
     assert all(0.0 <= r[8] <= 1.0 and -1.0 <= r[7] <= 1.0 for r in rows.values())
-    second = train_entity(settings, data_root=data, name="ent-b", promote=True, seed=7)
+    # the next one carries a fine-tuned pair classifier (classifier/entity/tuned.py, on a micro encoder)
+    tuned_base = str(micro_encoder(tmp_path / "micro"))
+    second = train_entity(settings, data_root=data, name="ent-b", promote=True, seed=7, tune_base=tuned_base)
     stage.rows([doc])
     assert stage.model_version == first.model_version, "not polled again before stream_model_poll_s"
     clock[0] = 5.0
-    assert {r[9] for r in stage.rows([doc])} == {second.model_version}
+    served = stage.rows([doc])
+    assert {r[9] for r in served} == {second.model_version} and {r[1] for r in served} == {"INITECH", "HOOLI"}
+    assert all(r[6] in ("negative", "neutral", "positive") and -1.0 <= r[7] <= 1.0 for r in served)
     assert stage.metrics.swaps._value.get() == 1  # type: ignore[attr-defined]
 
 
