@@ -25,23 +25,29 @@ def pair_input(text: str, entity: str) -> str:
     return f"query: {entity.strip()}: {text}" if entity.strip() else f"query: {text}"
 
 
+def load_base(base: str, what: str) -> tuple[Any, Any]:
+    """(fast tokenizer, encoder) of a base (classifier.bases name, HF folder or id); ModelLoadError names ``what``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from classifier.model import ModelLoadError, resolve_base
+
+    path = resolve_base(base)
+    try:
+        return AutoTokenizer.from_pretrained(path, use_fast=True), AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the {what} base {base!r} ({path}): {exc}") from exc
+
+
 class PairEmbedder:
     """Mean-pooled, normalised encoder vectors of (text, entity) pairs; thread-safe (one forward at a time)."""
 
     def __init__(self, base: str, max_length: int = MAX_LENGTH, threads: int | None = None) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from classifier.model import ModelLoadError, resolve_base
 
         self.base = base
         self.max_length = max_length
-        path = resolve_base(base)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
-            self.model = AutoModel.from_pretrained(path).eval()
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load the entity embedder base {base!r} ({path}): {exc}") from exc
+        self.tokenizer, model = load_base(base, "entity embedder")
+        self.model = model.eval()
         if threads:
             torch.set_num_threads(threads)
         self.dim = int(self.model.config.hidden_size)

@@ -161,7 +161,6 @@ def train_entity(
     seed: int = SEED,
     embed_base: str | None = None,
     tune_base: str | None = None,
-    tune_recipe: Any = None,
     echo: Callable[[str], None] | None = None,
 ) -> ModelInfo:
     """Train the entity model on FiQA + FinNSP (or on ``rows``: convert's columns + ``split``), save it to
@@ -248,7 +247,7 @@ def train_entity(
     engine.heads.update(heads)
     tuned_report = None
     if tune_base:
-        tuned_report = _tune(engine, parts, x["val"], aux_texts, aux_labels, tune_base, tune_recipe, seed, say)
+        tuned_report = _tune(engine, parts, x["val"], aux_texts, aux_labels, tune_base, seed, say)
     metrics: dict[str, Any] = {}
     for split in ("val", "holdout"):
         if x[split] is not None:
@@ -347,7 +346,6 @@ def _tune(
     aux_texts: Sequence[str],
     aux_labels: Sequence[str],
     base: str,
-    recipe: Any,
     seed: int,
     say: Callable[[str], None],
 ) -> dict[str, Any] | None:
@@ -366,7 +364,6 @@ def _tune(
         (list(aux_texts), [SENTIMENTS.index(label) for label in aux_labels]),
         (val_t, val_e, val_y),
         seed=seed,
-        recipe=recipe,
         progress=say,
     )
     weight = 1.0

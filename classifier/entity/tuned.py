@@ -28,29 +28,21 @@ from finpulse.contracts import SENTIMENTS
 
 WEIGHTS_FILE = "pair_classifier.safetensors"
 MAX_LENGTH = 96
-BATCH = 16
-EPOCHS = 4
-REPEAT = 2  # each FiQA pair twice per epoch beside the document rows
-AUX_PER_EPOCH = 2000  # document-level rows sampled afresh each epoch
-LEARNING_RATE = 4e-5
-HEAD_LEARNING_RATE = 1e-3
 WARMUP = 0.1
-EVAL_EVERY = 100
-PATIENCE = 3  # evaluations without a better early-stopping accuracy
 PREDICT_BATCH = 64
 FROZEN_PREFIX = "embeddings."
 
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int = EPOCHS
-    batch_size: int = BATCH
-    repeat: int = REPEAT
-    aux_per_epoch: int = AUX_PER_EPOCH
-    learning_rate: float = LEARNING_RATE
-    head_learning_rate: float = HEAD_LEARNING_RATE
-    eval_every: int = EVAL_EVERY
-    patience: int = PATIENCE
+    epochs: int = 4
+    batch_size: int = 16
+    repeat: int = 2  # each FiQA pair twice per epoch beside the document rows
+    aux_per_epoch: int = 2000  # document-level rows sampled afresh each epoch
+    learning_rate: float = 4e-5
+    head_learning_rate: float = 1e-3
+    eval_every: int = 100
+    patience: int = 3  # evaluations without a better early-stopping accuracy
     max_length: int = MAX_LENGTH
 
 
@@ -86,16 +78,10 @@ class TunedPairs:
         """(encoder, head, tokenizer) from a base (classifier.bases name, HF folder or id), head seeded."""
         import torch
         from torch import nn
-        from transformers import AutoModel, AutoTokenizer
 
-        from classifier.model import ModelLoadError, resolve_base
+        from classifier.entity.embed import load_base
 
-        path = resolve_base(base)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
-            encoder = AutoModel.from_pretrained(path)
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load the entity pair-classifier base {base!r} ({path}): {exc}") from exc
+        tokenizer, encoder = load_base(base, "entity pair-classifier")
         torch.manual_seed(seed)
         head = nn.Linear(int(encoder.config.hidden_size), len(SENTIMENTS))
         return encoder, head, tokenizer
