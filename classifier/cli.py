@@ -131,6 +131,7 @@ def _train_entity(settings, data_dir: Path | None, name: str | None, promote: bo
     """`finpulse train --task entity [--quick]`: the entity-level sentiment + relevance model (classifier/entity)."""
     from classifier.data import DataError
     from classifier.entity.linear import train_entity
+    from classifier.model import ModelLoadError
     from classifier.registry import RegistryError
 
     # --quick: TF-IDF features only (seconds); else settings.entity_tune_base is fine-tuned as a pair classifier
@@ -151,7 +152,7 @@ def _train_entity(settings, data_dir: Path | None, name: str | None, promote: bo
             tune_base=tune_base,
             echo=typer.echo,
         )
-    except (DataError, RegistryError, ValueError) as exc:
+    except (DataError, ModelLoadError, RegistryError, ValueError) as exc:  # a base that does not load: a message
         raise _fail(str(exc)) from exc
     typer.echo(f"saved {info.name} ({info.model_version}) to {info.path}" + (" [promoted]" if info.promoted else ""))
     typer.echo(json.dumps(info.metrics, indent=2))

@@ -404,3 +404,19 @@ def test_pair_classifier_training_is_deterministic(entity_data: Path, tmp_path: 
     second = train_entity(settings, data_root=entity_data, name="b", tune_base=str(encoder))
     meta = [json.loads((info.path / "meta.json").read_text()) for info in (first, second)]
     assert meta[0]["weights_sha256"] == meta[1]["weights_sha256"] and meta[0]["tuned"] is not None
+
+
+def test_a_pair_classifier_base_that_does_not_load_is_a_message_not_a_traceback(
+    entity_data: Path, tmp_path: Path
+) -> None:
+    env = {
+        "FINPULSE_DATA_DIR": str(tmp_path / "home"),
+        "FINPULSE_SHARED_DATA_DIR": str(entity_data),
+        "FINPULSE_ENTITY_TUNE_BASE": str(tmp_path / "no-such-encoder"),
+        "FINPULSE_LOG_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+    }
+    result = CliRunner().invoke(app, ["train", "--task", "entity", "--name", "bad"], env=env)
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    assert "cannot load the entity pair-classifier base" in result.output and "no-such-encoder" in result.output
+    assert not (tmp_path / "home" / "models" / "entity" / "bad").exists()  # nothing half-saved
